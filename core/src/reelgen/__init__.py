@@ -1,0 +1,132 @@
+"""reelgen: one `video.generate` contract, pluggable providers, durable verified results.
+
+```python
+import reelgen
+req = reelgen.VideoRequest(prompt="a cat surfing", reference_image="cat.png", duration=5)
+result = reelgen.generate(req)          # the configured provider
+print(result.video_url, result.duration, result.fps, result.size, result.warnings)
+```
+
+The pipeline (and PyAV, httpx, provider SDKs) load on first use, so importing this
+package is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .capabilities import Capabilities, OptionSpec, ResolutionTier
+from .contract import SCHEMA_VERSION, VideoRequest, VideoResult
+from .errors import (
+    AuthenticationError,
+    Cancelled,
+    ConfigError,
+    ContentRejected,
+    GenerationTimeout,
+    IntegrityError,
+    PluginError,
+    ProviderError,
+    ProviderFailed,
+    ProviderRefused,
+    QuotaExceeded,
+    RateLimited,
+    ReelgenError,
+    StorageError,
+    StrictWarningError,
+    SubmissionUnknown,
+    TaskExpired,
+    TransientError,
+    ValidationError,
+)
+from .hookspecs import hookimpl
+from .provider import JobStatus, Provider, ProviderJob, ProviderOutput
+
+if TYPE_CHECKING:
+    from .config import Config, load_config
+    from .events import Event
+    from .jobs import Job
+    from .pipeline import agenerate, generate, request_key, resume, submit, validate
+    from .registry import ProviderInfo
+    from .schema import json_schema
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AuthenticationError",
+    "Cancelled",
+    "Capabilities",
+    "Config",
+    "ConfigError",
+    "ContentRejected",
+    "Event",
+    "GenerationTimeout",
+    "IntegrityError",
+    "Job",
+    "JobStatus",
+    "OptionSpec",
+    "PluginError",
+    "Provider",
+    "ProviderError",
+    "ProviderFailed",
+    "ProviderInfo",
+    "ProviderJob",
+    "ProviderOutput",
+    "ProviderRefused",
+    "QuotaExceeded",
+    "RateLimited",
+    "ReelgenError",
+    "ResolutionTier",
+    "StorageError",
+    "StrictWarningError",
+    "SubmissionUnknown",
+    "TaskExpired",
+    "TransientError",
+    "ValidationError",
+    "VideoRequest",
+    "VideoResult",
+    "__version__",
+    "agenerate",
+    "generate",
+    "hookimpl",
+    "json_schema",
+    "load_config",
+    "providers",
+    "request_key",
+    "resume",
+    "submit",
+    "validate",
+]
+
+_LAZY = {
+    "Config": "config",
+    "load_config": "config",
+    "Event": "events",
+    "Job": "jobs",
+    "agenerate": "pipeline",
+    "generate": "pipeline",
+    "request_key": "pipeline",
+    "resume": "pipeline",
+    "submit": "pipeline",
+    "validate": "pipeline",
+    "ProviderInfo": "registry",
+    "json_schema": "schema",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'reelgen' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def providers(config: Config | None = None) -> list[ProviderInfo]:
+    """Installed providers with their capabilities (or why they could not be set up)."""
+    from .config import load_config
+    from .registry import provider_infos
+
+    return provider_infos(config or load_config())

@@ -1,0 +1,3 @@
+from reelgen.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Built-in plugins (SQLite cache, fsspec storage), loaded through the `reelgen` entry points."""

@@ -1,0 +1,228 @@
+"""Configuration: `reelgen.toml`, then the environment, then CLI flags (each overrides the last).
+
+The file is `./reelgen.toml`, else the file named by `REELGEN_CONFIG`, else
+`reelgen.toml` in the user config dir. Environment variables:
+
+| variable | sets |
+|---|---|
+| `REELGEN_PROVIDER` | `provider` |
+| `REELGEN_CACHE_URL` | `cache.url` |
+| `REELGEN_STORAGE_URL` | `storage.url` |
+| `REELGEN_STORAGE_MAX_BYTES` | `storage.max_bytes` |
+| `REELGEN_JOBS_URL` | `jobs.url` |
+| `REELGEN_DEADLINE` | `deadline` (seconds) |
+| `REELGEN_PROVIDERS__<NAME>__<KEY>` | `providers.<name>.<key>` (value parsed as TOML, else a string) |
+
+Secrets do not belong here: providers read their keys from the environment or a key
+file, and `Config` never holds them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["CacheConfig", "Config", "JobsConfig", "StorageConfig", "config_path", "default_cache_url", "load_config"]
+
+_SECRET_KEYS = ("api_key", "apikey", "secret", "token", "password")
+
+
+def default_cache_url() -> str:
+    from platformdirs import user_cache_dir
+
+    return "sqlite:///" + str(Path(user_cache_dir("reelgen")) / "cache.db")
+
+
+def default_jobs_url() -> str:
+    from platformdirs import user_state_dir
+
+    return "sqlite:///" + str(Path(user_state_dir("reelgen")) / "jobs.db")
+
+
+def _positive_int(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a whole number greater than 0, got {value!r}")
+
+
+def _positive_number(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a number greater than 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class CacheConfig:
+    #: `sqlite:///path/to/cache.db`, or `none` to disable caching.
+    url: str = attrs.field(factory=default_cache_url)
+
+    @property
+    def enabled(self) -> bool:
+        return self.url.strip().lower() not in ("none", "", "off", "false")
+
+
+@attrs.frozen(kw_only=True)
+class JobsConfig:
+    #: Where submitted jobs are remembered for `reelgen.resume` and time estimates.
+    url: str = attrs.field(factory=default_jobs_url)
+
+
+@attrs.frozen(kw_only=True)
+class StorageConfig:
+    #: Any fsspec URL or a local directory.
+    url: str = "output/videos"
+    #: Largest video accepted, in bytes (2 GiB).
+    max_bytes: int = attrs.field(default=2 * 1024**3, validator=_positive_int)
+    #: Extra keyword arguments for the fsspec filesystem (e.g. endpoint_url for S3).
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """The whole configuration. `providers` maps a provider name to its own settings."""
+
+    provider: str | None = None
+    #: Overall deadline for one generation, in seconds (submit to stored file).
+    deadline: float = attrs.field(default=1800.0, validator=_positive_number)
+    cache: CacheConfig = attrs.field(factory=CacheConfig)
+    storage: StorageConfig = attrs.field(factory=StorageConfig)
+    jobs: JobsConfig = attrs.field(factory=JobsConfig)
+    providers: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    #: Where the file settings came from (None: defaults only).
+    source: str | None = None
+
+    def provider_config(self, name: str) -> dict[str, Any]:
+        return dict(self.providers.get(name, {}))
+
+    def evolve(self, **changes: Any) -> Config:
+        return attrs.evolve(self, **changes)
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def config_path(cwd: Path | None = None) -> Path | None:
+    """The config file in effect, or None."""
+    local = (cwd or Path.cwd()) / "reelgen.toml"
+    if local.is_file():
+        return local
+    named = os.environ.get("REELGEN_CONFIG")
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"REELGEN_CONFIG names {str(path)!r}, which does not exist")
+        return path
+    from platformdirs import user_config_dir
+
+    user = Path(user_config_dir("reelgen")) / "reelgen.toml"
+    return user if user.is_file() else None
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    simple = {
+        "REELGEN_PROVIDER": ("provider",),
+        "REELGEN_DEADLINE": ("deadline",),
+        "REELGEN_CACHE_URL": ("cache", "url"),
+        "REELGEN_STORAGE_URL": ("storage", "url"),
+        "REELGEN_STORAGE_MAX_BYTES": ("storage", "max_bytes"),
+        "REELGEN_JOBS_URL": ("jobs", "url"),
+    }
+    for variable, path in simple.items():
+        if variable in environ:
+            value: Any = environ[variable]
+            if path[-1] in ("deadline", "max_bytes"):
+                value = _env_value(value)
+            _set(data, path, value)
+    for variable, raw in environ.items():
+        if variable.startswith("REELGEN_PROVIDERS__"):
+            parts = variable[len("REELGEN_PROVIDERS__") :].split("__")
+            if len(parts) == 2 and all(parts):
+                _set(data, ("providers", parts[0].lower(), parts[1].lower()), _env_value(raw))
+    return data
+
+
+def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        data = data.setdefault(key, {})
+    data[path[-1]] = value
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _reject_secrets(data: Mapping[str, Any], where: str) -> None:
+    for name, section in data.get("providers", {}).items():
+        if isinstance(section, Mapping):
+            for key in section:
+                if any(secret in key.lower() for secret in _SECRET_KEYS) and not key.lower().endswith("_file"):
+                    raise ConfigError(
+                        f"{where}: providers.{name}.{key} looks like a secret; reelgen does not read secrets "
+                        "from its configuration: set the provider's environment variable or use a key file "
+                        f"(providers.{name}.api_key_file)"
+                    )
+
+
+def _structure(data: Mapping[str, Any], where: str) -> Config:
+    try:
+        return _converter.structure(dict(data), Config)
+    except cattrs.BaseValidationError as exc:
+        problems = "; ".join(cattrs.transform_error(exc, path="config"))
+        raise ConfigError(f"{where}: {problems}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read the config file, apply environment variables, then `overrides` (CLI flags)."""
+    environ = os.environ if environ is None else environ
+    file_path = Path(path).expanduser() if path is not None else config_path()
+    data: dict[str, Any] = {}
+    where = "configuration"
+    if file_path is not None:
+        where = str(file_path)
+        try:
+            data = tomllib.loads(file_path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {where!r} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where}: not valid TOML ({exc})") from exc
+        _reject_secrets(data, where)
+        if "source" in data:
+            raise ConfigError(f"{where}: unknown key 'source'")
+    env = _env_overrides(environ)
+    _reject_secrets(env, "environment")
+    data = _merge(_merge(data, env), overrides or {})
+    if file_path is not None:
+        data["source"] = str(file_path)
+    return _structure(data, where)

@@ -1,0 +1,239 @@
+"""The normalized `video.generate` contract: what a caller asks for and what comes back.
+
+Both classes are frozen and validate on construction, so a `VideoRequest` that exists
+is well formed; whether a given provider can honour it is `reelgen.validation`'s job.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, Union
+
+import attrs
+
+from .errors import ValidationError
+
+__all__ = ["SCHEMA_VERSION", "ImageInput", "VideoRequest", "VideoResult", "parse_size"]
+
+#: Version of the contract's JSON Schema. Bump the minor for additions, the major for changes.
+SCHEMA_VERSION = "1.0"
+
+#: What `reference_image` accepts: a URL or path string, a path object, or raw bytes.
+ImageInput = Union[str, "os.PathLike[str]", bytes]
+
+_SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[*xX×]\s*(\d{1,5})\s*$")
+_URL_SCHEMES = ("http://", "https://", "oss://", "file://", "data:")
+_MAX_SIDE = 16384
+_MAX_SEED = 2**63 - 1
+_OPTION_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """Parse `"W*H"` or `"WxH"` into `(W, H)`; raise `ValidationError` saying what is wrong."""
+    if not isinstance(size, str):
+        raise ValidationError(
+            f"size must be a string like '1280*720', got {type(size).__name__}", field="size"
+        )
+    match = _SIZE_RE.match(size)
+    if not match:
+        raise ValidationError(
+            f"size {size!r} is not of the form 'W*H' or 'WxH' (for example '1280*720')", field="size"
+        )
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
+        raise ValidationError(
+            f"size {size!r}: width and height must be between 1 and {_MAX_SIDE} pixels", field="size"
+        )
+    return width, height
+
+
+def _normalize_size(value: object) -> str:
+    width, height = parse_size(value)  # type: ignore[arg-type]
+    return f"{width}*{height}"
+
+
+def _positive_number(name: str) -> Any:
+    def check(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError(
+                f"{name} must be a number of {'seconds' if name == 'duration' else 'frames per second'}, "
+                f"got {value!r}",
+                field=name,
+            )
+        number = float(value)
+        if not math.isfinite(number) or number <= 0:
+            raise ValidationError(f"{name} must be a finite number greater than 0, got {value!r}", field=name)
+        return number
+
+    return check
+
+
+def _prompt(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"prompt must be a string, got {type(value).__name__}", field="prompt")
+    if not value.strip():
+        raise ValidationError("prompt is empty: describe the video you want", field="prompt")
+    return value
+
+
+def _optional_text(name: str) -> Any:
+    def check(value: object) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValidationError(f"{name} must be a string or None, got {type(value).__name__}", field=name)
+        return value if value.strip() else None
+
+    return check
+
+
+def _seed(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"seed must be a whole number or None, got {value!r}", field="seed")
+    if not 0 <= value <= _MAX_SEED:
+        raise ValidationError(f"seed must be between 0 and {_MAX_SEED}, got {value}", field="seed")
+    return value
+
+
+def _motion_strength(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(
+            f"motion_strength must be a number from 0.0 to 1.0 or None, got {value!r}", field="motion_strength"
+        )
+    number = float(value)
+    if not (math.isfinite(number) and 0.0 <= number <= 1.0):
+        raise ValidationError(
+            f"motion_strength must be from 0.0 to 1.0, got {value!r}", field="motion_strength"
+        )
+    return number
+
+
+def _reference_image(value: object) -> str | bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        if not data:
+            raise ValidationError("reference_image is empty bytes: pass the image's content", field="reference_image")
+        return data
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise ValidationError(
+            "reference_image must be a URL (https://, oss://, file://, data:), a local path or bytes, "
+            f"got {type(value).__name__}",
+            field="reference_image",
+        )
+    if not value.strip():
+        raise ValidationError("reference_image is an empty string: give a URL or a path", field="reference_image")
+    if "://" in value and not value.lower().startswith(_URL_SCHEMES):
+        scheme = value.split("://", 1)[0]
+        raise ValidationError(
+            f"reference_image has unsupported URL scheme {scheme!r}: use https://, http://, oss://, file:// "
+            "or a local path",
+            field="reference_image",
+        )
+    return value
+
+
+def _json_value(path: str, value: object) -> None:
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(f"option {path} must be a finite number, got {value!r}", field="options")
+        return
+    if isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _json_value(f"{path}[{index}]", item)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValidationError(f"option {path} has a non-string key {key!r}", field="options")
+            _json_value(f"{path}.{key}", item)
+        return
+    raise ValidationError(
+        f"option {path} must be a JSON value (string, number, bool, list, mapping), got {type(value).__name__}",
+        field="options",
+    )
+
+
+def _options(value: object) -> dict[str, dict[str, Any]]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            'options must be a mapping of provider name to its options, e.g. {"bailian_wan": {"audio": false}}',
+            field="options",
+        )
+    normalized: dict[str, dict[str, Any]] = {}
+    for provider, provider_options in value.items():
+        if not isinstance(provider, str) or not _OPTION_NAME_RE.match(provider):
+            raise ValidationError(
+                f"options key {provider!r} must be a provider name, e.g. 'bailian_wan'", field="options"
+            )
+        if not isinstance(provider_options, Mapping):
+            raise ValidationError(
+                f"options[{provider!r}] must be a mapping of option name to value, got "
+                f"{type(provider_options).__name__} (options are namespaced by provider)",
+                field="options",
+            )
+        _json_value(provider, provider_options)
+        normalized[provider] = dict(provider_options)
+    return normalized
+
+
+@attrs.frozen(kw_only=True)
+class VideoRequest:
+    """A request for one video. Invalid values raise `ValidationError` naming the field."""
+
+    prompt: str = attrs.field(converter=_prompt)
+    negative_prompt: str | None = attrs.field(default=None, converter=_optional_text("negative_prompt"))
+    duration: float = attrs.field(default=5.0, converter=_positive_number("duration"))
+    fps: float = attrs.field(default=30.0, converter=_positive_number("fps"))
+    size: str = attrs.field(default="1280*720", converter=_normalize_size)
+    seed: int | None = attrs.field(default=None, converter=_seed)
+    reference_image: str | bytes | None = attrs.field(default=None, converter=_reference_image, repr=False)
+    motion_strength: float | None = attrs.field(default=None, converter=_motion_strength)
+    options: dict[str, dict[str, Any]] = attrs.field(factory=dict, converter=_options, hash=False)
+
+    @property
+    def width(self) -> int:
+        return parse_size(self.size)[0]
+
+    @property
+    def height(self) -> int:
+        return parse_size(self.size)[1]
+
+    def options_for(self, provider: str) -> dict[str, Any]:
+        """The options namespaced under `provider` (empty if none)."""
+        return dict(self.options.get(provider, {}))
+
+
+@attrs.frozen(kw_only=True)
+class VideoResult:
+    """What was actually produced, measured from the stored file."""
+
+    video_url: str
+    duration: float
+    fps: float
+    seed: int | None
+    size: str
+    provider: str
+    model: str
+    sha256: str
+    bytes: int
+    task_id: str | None = None
+    source_url: str | None = None
+    expires_at: str | None = None
+    cached: bool = False
+    warnings: list[str] = attrs.field(factory=list, converter=list, hash=False)
+    usage: dict[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)

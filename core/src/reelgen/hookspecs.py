@@ -1,0 +1,66 @@
+"""The hooks a reelgen plugin can implement. Mark implementations with `reelgen.hookimpl`.
+
+Any hook may return an awaitable; the core awaits it. Built-in cache and storage are
+plugins implementing these same hooks (`reelgen.builtins`), so a plugin can add to them
+or, by answering first, replace them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import click
+
+    from .contract import VideoRequest, VideoResult
+    from .events import Event
+    from .provider import ProviderFactory
+    from .download import VideoSource
+
+__all__ = ["hookimpl", "hookspec"]
+
+hookspec = pluggy.HookspecMarker("reelgen")
+hookimpl = pluggy.HookimplMarker("reelgen")
+
+
+@hookspec
+def reelgen_register_providers(register: Callable[[str, ProviderFactory], None]) -> None:
+    """Register provider factories: `register("name", factory)`.
+
+    `factory(config)` gets the provider's `[providers.NAME]` config mapping and returns a
+    `reelgen.Provider`. It must be cheap and offline (no network, no heavy imports).
+    """
+
+
+@hookspec
+def reelgen_register_commands(cli: click.Group) -> None:
+    """Add commands to the `reelgen` CLI: `cli.add_command(...)` or `@cli.command()`."""
+
+
+@hookspec(firstresult=True)
+def reelgen_cache_get(key: str, request: VideoRequest) -> VideoResult | None:
+    """Return the cached `VideoResult` for this cache key, or None. The first answer wins."""
+
+
+@hookspec
+def reelgen_cache_put(key: str, request: VideoRequest, result: VideoResult) -> None:
+    """Remember a result under this cache key. Store URLs and metadata only, never secrets."""
+
+
+@hookspec(firstresult=True)
+def reelgen_store_video(request: VideoRequest, result: VideoResult, source: VideoSource) -> VideoResult | None:
+    """Persist the video and return `result` with its durable `video_url`, sha256 and bytes.
+
+    `source` streams the downloaded file (`source.open()`, `source.path`, `source.sha256`);
+    `result.video_url` is the provider's URL on entry. Return None to leave it to the next plugin.
+    """
+
+
+@hookspec
+def reelgen_event(event: Event) -> Any:
+    """Observe a lifecycle event: submitted, status, progress, downloaded, stored, cache_hit,
+    succeeded, failed, cancelled. Exceptions raised here are logged and ignored."""

@@ -1,0 +1,209 @@
+"""Real video files: render an image into an animated H.264 MP4, and measure an MP4.
+
+`render_video` is what the `preview` provider and the DashScope emulator produce;
+`probe_video` is how the core measures what was actually stored. PyAV and Pillow are
+imported inside the functions so `import reelgen` stays light.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+from fractions import Fraction
+from pathlib import Path
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING
+
+import attrs
+
+from .errors import IntegrityError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["RenderStopped", "VideoProbe", "probe_video", "render_video"]
+
+_AUDIO_RATE = 48000
+
+
+class RenderStopped(Exception):
+    """`render_video` was asked to stop (its `should_stop` returned True)."""
+
+
+@attrs.frozen(kw_only=True)
+class VideoProbe:
+    """What an MP4 really holds, measured by decoding its headers (and frames, if asked)."""
+
+    duration: float
+    fps: float
+    width: int
+    height: int
+    frames: int
+    codec: str
+    has_audio: bool
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}*{self.height}"
+
+
+def _open_image(image: bytes | Image.Image) -> Image.Image:
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        source = image
+    else:
+        source = Image.open(io.BytesIO(image))
+        source.load()
+    return source.convert("RGB")
+
+
+def _camera_path(seed: int, strength: float) -> tuple[float, float, float, float, float]:
+    """A seeded camera move: start/end pan (fractions of the free margin) and zoom."""
+    rng = random.Random(seed)
+    zoom_end = 1.0 + 0.35 * strength * rng.uniform(0.5, 1.0)
+    direction = rng.uniform(0, 2 * math.pi)
+    pan = 0.8 * strength
+    return (
+        0.5 - pan / 2 * math.cos(direction),
+        0.5 - pan / 2 * math.sin(direction),
+        0.5 + pan / 2 * math.cos(direction),
+        0.5 + pan / 2 * math.sin(direction),
+        zoom_end,
+    )
+
+
+def render_video(
+    image: bytes | Image.Image,
+    out: str | Path | IO[bytes],
+    *,
+    width: int,
+    height: int,
+    fps: float,
+    duration: float,
+    seed: int = 0,
+    motion_strength: float = 0.5,
+    audio: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+) -> int:
+    """Animate `image` with a seeded pan and zoom and write an H.264 MP4 to `out`.
+
+    The image is cropped to the output's aspect ratio (cover), then the camera moves
+    across it; `motion_strength` (0 to 1) scales the move. Returns the number of frames.
+    Same arguments, same frames: the move depends only on `seed` and `motion_strength`.
+    `should_stop` is checked between frames; when it returns True, `RenderStopped` is raised
+    (the partial output is the caller's to delete).
+    """
+    import av
+    from PIL import Image
+
+    if width % 2 or height % 2:
+        raise ValueError(f"H.264 needs even dimensions, got {width}x{height}")
+    source = _open_image(image)
+    rate = Fraction(fps).limit_denominator(1001)
+    frames = max(1, round(duration * fps))
+    # Oversample the source so a zoomed-in frame still has detail, bounded for memory.
+    cover = max(width / source.width, height / source.height) * 1.4
+    base = source.resize(
+        (max(width, round(source.width * cover)), max(height, round(source.height * cover))),
+        Image.Resampling.BILINEAR,
+    )
+    x0, y0, x1, y1, zoom_end = _camera_path(seed, max(0.0, min(1.0, motion_strength)))
+    aspect = width / height
+    view_w_full = min(base.width, base.height * aspect)
+
+    container = av.open(out, mode="w", format="mp4")
+    try:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "tune": "stillimage", "crf": "28"}
+        audio_stream = None
+        if audio:
+            audio_stream = container.add_stream("aac", rate=_AUDIO_RATE)
+            audio_stream.layout = "mono"
+        for index in range(frames):
+            if should_stop is not None and should_stop():
+                raise RenderStopped(f"stopped after {index} of {frames} frames")
+            t = index / max(1, frames - 1)
+            ease = t * t * (3 - 2 * t)
+            view_w = view_w_full / (1.0 + (zoom_end - 1.0) * ease)
+            view_h = view_w / aspect
+            cx = (x0 + (x1 - x0) * ease) * (base.width - view_w) + view_w / 2
+            cy = (y0 + (y1 - y0) * ease) * (base.height - view_h) + view_h / 2
+            box = (cx - view_w / 2, cy - view_h / 2, cx + view_w / 2, cy + view_h / 2)
+            frame_image = base.resize((width, height), Image.Resampling.BILINEAR, box=box)
+            frame = av.VideoFrame.from_image(frame_image)
+            frame.pts = index
+            frame.time_base = 1 / rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        if audio_stream is not None:
+            _write_tone(container, audio_stream, seconds=frames / float(rate), seed=seed)
+    finally:
+        container.close()
+    return frames
+
+
+def _write_tone(container: object, stream: object, *, seconds: float, seed: int) -> None:
+    """A quiet seeded tone, so files with audio really carry an audio track."""
+    import av
+    import numpy as np
+
+    frequency = 220.0 + (seed % 12) * 20.0
+    samples_total = int(seconds * _AUDIO_RATE)
+    frame_size = getattr(getattr(stream, "codec_context", None), "frame_size", 0) or 1024
+    pts = 0
+    while pts < samples_total:
+        count = min(frame_size, samples_total - pts)
+        t = (np.arange(pts, pts + count) / _AUDIO_RATE).astype(np.float32)
+        wave = (0.1 * np.sin(2 * np.pi * frequency * t)).astype(np.float32).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
+        frame.sample_rate = _AUDIO_RATE
+        frame.pts = pts
+        pts += count
+        for packet in stream.encode(frame):  # type: ignore[attr-defined]
+            container.mux(packet)  # type: ignore[attr-defined]
+    for packet in stream.encode():  # type: ignore[attr-defined]
+        container.mux(packet)  # type: ignore[attr-defined]
+
+
+def probe_video(path: str | Path, *, decode: bool = False) -> VideoProbe:
+    """Measure an MP4 with PyAV. With `decode=True`, decode every frame (catches truncation).
+
+    Raises `IntegrityError` if the file is not a decodable video.
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise IntegrityError(f"{path}: the file has no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            fps = float(rate) if rate else 0.0
+            frames = stream.frames
+            if decode or not frames:
+                frames = sum(1 for _ in container.decode(stream))
+            if fps and frames:
+                duration = frames / fps
+            elif stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            else:
+                duration = (container.duration or 0) / 1_000_000
+            return VideoProbe(
+                duration=round(duration, 6),
+                fps=round(fps, 6),
+                width=stream.codec_context.width,
+                height=stream.codec_context.height,
+                frames=frames,
+                codec=stream.codec_context.name,
+                has_audio=bool(container.streams.audio),
+            )
+    except IntegrityError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, ZeroDivisionError) as exc:
+        raise IntegrityError(f"{path}: not a decodable MP4 video ({exc})") from exc

@@ -1,0 +1,208 @@
+"""The preview provider: a seeded pan-and-zoom over the reference image, rendered locally.
+
+It is the reference implementation of `reelgen.Provider`: validation through declared
+capabilities, a job whose id is enough to find it again from another process, honest
+status, cancel, and a poll schedule. Jobs render on a thread pool; the finished file's
+`file://` URL is the provider's "source URL", which the core copies into storage.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reelgen import (
+    ConfigError,
+    JobStatus,
+    ProviderFailed,
+    ProviderJob,
+    ProviderOutput,
+    TaskExpired,
+    VideoRequest,
+)
+from reelgen.images import read_image
+from reelgen.media import RenderStopped, render_video
+
+from .capabilities import CAPABILITIES
+from .card import title_card
+
+__all__ = ["PreviewProvider"]
+
+_MAX_SEED = 2**31 - 1
+
+
+class PreviewProvider:
+    """Free, offline previews. Config: `work_dir` (where renders go), `workers` (threads)."""
+
+    name = "preview"
+    capabilities = CAPABILITIES
+
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
+        config = dict(config or {})
+        unknown = set(config) - {"work_dir", "workers"}
+        if unknown:
+            raise ConfigError(f"providers.preview: unknown key(s) {', '.join(sorted(unknown))} (known: work_dir, workers)")
+        default_dir = Path(tempfile.gettempdir()) / "reelgen-preview"
+        self.work_dir = Path(config.get("work_dir", default_dir)).expanduser()
+        workers = config.get("workers", 2)
+        if not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"providers.preview.workers must be a whole number >= 1, got {workers!r}")
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reelgen-preview")
+        self._lock = threading.Lock()
+        self._renders: dict[str, concurrent.futures.Future[None]] = {}
+        self._stops: dict[str, threading.Event] = {}
+
+    # -- validation ------------------------------------------------------------------
+
+    def validate(self, request: VideoRequest) -> list[str]:
+        # Everything it cannot do is declared in CAPABILITIES and checked by the core.
+        return []
+
+    # -- jobs ------------------------------------------------------------------------
+
+    def _video_path(self, task_id: str) -> Path:
+        return self.work_dir / f"{task_id}.mp4"
+
+    async def submit(self, request: VideoRequest) -> ProviderJob:
+        seed = request.seed if request.seed is not None else random.randint(0, _MAX_SEED)
+        options = request.options_for(self.name)
+        image_path = None
+        if request.reference_image is not None:
+            image = read_image(request.reference_image)
+            image_dir = self.work_dir / "images"
+            image_dir.mkdir(parents=True, exist_ok=True)
+            image_path = image_dir / f"{image.sha256}.img"
+            if not image_path.exists():
+                _write_atomic(image_path, image.content)
+        width, height = request.width, request.height
+        params = {
+            "width": width,
+            "height": height,
+            "fps": request.fps,
+            "duration": request.duration,
+            "seed": seed,
+            "motion_strength": 0.5 if request.motion_strength is None else request.motion_strength,
+            "audio": bool(options.get("audio", False)),
+            "image": str(image_path) if image_path else None,
+            "prompt": request.prompt,
+            "render_delay": float(options.get("render_delay", 0.0)),
+        }
+        task_id = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
+        job = ProviderJob(
+            provider=self.name,
+            model=CAPABILITIES.model,
+            task_id=task_id,
+            submitted_at=time.time(),
+            seed=seed,
+            data={"params": params},
+        )
+        self._start(job)
+        return job
+
+    def _start(self, job: ProviderJob) -> None:
+        with self._lock:
+            future = self._renders.get(job.task_id)
+            if future is not None and not future.cancelled():
+                return
+            stop = threading.Event()
+            self._stops[job.task_id] = stop
+            self._renders[job.task_id] = self._pool.submit(self._render, job, stop)
+
+    def _render(self, job: ProviderJob, stop: threading.Event) -> None:
+        params = job.data["params"]
+        final = self._video_path(job.task_id)
+        if final.exists():
+            return
+        if stop.wait(params["render_delay"]):
+            raise RenderStopped("cancelled before rendering")
+        if params["image"]:
+            image: Any = Path(params["image"]).read_bytes()
+        else:
+            image = title_card(params["prompt"], params["width"], params["height"], params["seed"])
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{job.task_id}.", suffix=".mp4", dir=self.work_dir)
+        os.close(fd)
+        try:
+            render_video(
+                image,
+                temp,
+                width=params["width"],
+                height=params["height"],
+                fps=params["fps"],
+                duration=params["duration"],
+                seed=params["seed"],
+                motion_strength=params["motion_strength"],
+                audio=params["audio"],
+                should_stop=stop.is_set,
+            )
+            os.replace(temp, final)
+        finally:
+            Path(temp).unlink(missing_ok=True)
+
+    async def poll(self, job: ProviderJob) -> JobStatus:
+        path = self._video_path(job.task_id)
+        with self._lock:
+            future = self._renders.get(job.task_id)
+        if future is None:
+            if path.exists():
+                return self._succeeded(job, path)
+            if "params" not in job.data:
+                raise TaskExpired("preview job unknown here and no render parameters to redo it", provider=self.name,
+                                  task_id=job.task_id)
+            # Resumed from another process: the parameters are in the job, so render again.
+            self._start(job)
+            return JobStatus(state="queued", raw_status="QUEUED")
+        if future.cancelled():
+            return JobStatus(state="cancelled", raw_status="CANCELLED")
+        if not future.done():
+            return JobStatus(state="running" if future.running() else "queued",
+                             raw_status="RUNNING" if future.running() else "QUEUED")
+        error = future.exception()
+        if isinstance(error, RenderStopped):
+            return JobStatus(state="cancelled", raw_status="CANCELLED")
+        if error is not None:
+            raise ProviderFailed(f"preview render failed: {error}", provider=self.name, code=type(error).__name__,
+                                 task_id=job.task_id)
+        return self._succeeded(job, path)
+
+    def _succeeded(self, job: ProviderJob, path: Path) -> JobStatus:
+        output = ProviderOutput(
+            source_url=path.resolve().as_uri(),
+            usage={"seconds": job.data.get("params", {}).get("duration"), "cost": 0},
+            seed=job.seed,
+        )
+        return JobStatus(state="succeeded", raw_status="SUCCEEDED", progress=1.0, output=output)
+
+    async def cancel(self, job: ProviderJob) -> bool:
+        with self._lock:
+            future = self._renders.get(job.task_id)
+            stop = self._stops.get(job.task_id)
+        if future is None or future.done():
+            return False
+        if stop is not None:
+            stop.set()
+        future.cancel()
+        return True
+
+    def poll_delay(self, job: ProviderJob, attempt: int, elapsed: float) -> float:
+        # Renders take a fraction of a second to a few seconds: look often, then less.
+        return min(0.5, 0.02 * (2**attempt))
+
+    async def aclose(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as out:
+        out.write(content)
+    os.replace(temp, path)
