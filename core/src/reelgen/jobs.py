@@ -114,9 +114,11 @@ class Job:
         """
         if self._result is not None or self.provider_job is None:
             return False
+        # Ask the provider first, so the woken waiter reports the real outcome.
+        stopped = await self._cancel_remote("cancel() called")
         if self._cancel_requested is not None:
             self._cancel_requested.set()
-        return await self._cancel_remote("cancel() called")
+        return stopped
 
     async def wait(self) -> VideoResult:
         """Wait for the video, store and measure it, and return the result."""
@@ -372,22 +374,25 @@ class Job:
                         await outcome
                     except Exception:  # noqa: BLE001
                         log.exception("cache plugin %s failed to store %s", impl.plugin_name, self.key)
-        self._save_state("succeeded", result=result)
         job = self.provider_job
-        if self._jobs is not None and job is not None and self.request is not None:
+        timing = None
+        if job is not None and self.request is not None:
             width, height = parse_size(self.request.size)
-            try:
-                self._jobs.timing_add(
-                    self.provider.name, job.model, self.request.duration, width * height, time.time() - job.submitted_at
-                )
-            except Exception:  # noqa: BLE001
-                log.warning("could not record the generation time", exc_info=True)
+            timing = (self.provider.name, job.model, self.request.duration, width * height, time.time() - job.submitted_at)
+        self._save_state("succeeded", result=result, timing=timing)
 
-    def _save_state(self, state: str, *, result: VideoResult | None = None, error: str | None = None) -> None:
+    def _save_state(
+        self,
+        state: str,
+        *,
+        result: VideoResult | None = None,
+        error: str | None = None,
+        timing: tuple[str, str, float, int, float] | None = None,
+    ) -> None:
         if self._jobs is None or self.id is None:
             return
         try:
-            self._jobs.job_update(self.id, state=state, result=result, error=error)
+            self._jobs.job_update(self.id, state=state, result=result, error=error, timing=timing)
         except Exception:  # noqa: BLE001 - the job store is a convenience; the result stands
             log.warning("could not update job %s in the job store", self.id, exc_info=True)
 

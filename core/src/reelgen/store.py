@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,22 +96,41 @@ class SqliteStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._local = threading.local()
+        self._schema_lock = threading.Lock()
         self._ready = False
+
+    def _connection(self) -> sqlite3.Connection:
+        # One connection per thread, kept open: closing the last connection to a WAL
+        # database checkpoints and deletes the WAL file, which costs milliseconds per call.
+        # A forked child must not use its parent's connection: it opens its own.
+        owner, connection = getattr(self._local, "connection", (None, None))
+        if connection is None or owner != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA busy_timeout = 30000")
+            # WAL + NORMAL survives a crash of any process; only a power cut can lose the
+            # last transactions, which for a cache and a job store is the right trade.
+            connection.execute("PRAGMA synchronous = NORMAL")
+            with self._schema_lock:
+                if not self._ready:
+                    connection.execute("PRAGMA journal_mode = WAL")
+                    connection.executescript(_SCHEMA)
+                    self._ready = True
+            self._local.connection = (os.getpid(), connection)
+        return connection
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        """A connection inside one transaction (committed on success, rolled back on error)."""
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
         try:
-            connection.execute("PRAGMA busy_timeout = 30000")
-            if not self._ready:
-                connection.execute("PRAGMA journal_mode = WAL")
-                connection.executescript(_SCHEMA)
-                self._ready = True
             yield connection
-        finally:
-            connection.close()
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
     # -- cache -----------------------------------------------------------------------
 
@@ -183,13 +204,25 @@ class SqliteStore:
             )
 
     def job_update(
-        self, job_id: str, *, state: str, result: VideoResult | None = None, error: str | None = None
+        self,
+        job_id: str,
+        *,
+        state: str,
+        result: VideoResult | None = None,
+        error: str | None = None,
+        timing: tuple[str, str, float, int, float] | None = None,
     ) -> None:
+        """Record a job's new state; `timing` (provider, model, duration, pixels, seconds) goes in too."""
         with self.connect() as db:
             db.execute(
                 "UPDATE jobs SET state = ?, updated_at = ?, result = COALESCE(?, result), error = ? WHERE id = ?",
                 (state, time.time(), json.dumps(unstructure(result)) if result else None, error, job_id),
             )
+            if timing is not None:
+                db.execute(
+                    "INSERT INTO timings (provider, model, duration, pixels, seconds, at) VALUES (?,?,?,?,?,?)",
+                    (*timing, time.time()),
+                )
 
     def job_get(self, job_id: str) -> JobRecord | None:
         with self.connect() as db:
@@ -215,13 +248,6 @@ class SqliteStore:
 
     # -- timings ---------------------------------------------------------------------
 
-    def timing_add(self, provider: str, model: str, duration: float, pixels: int, seconds: float) -> None:
-        with self.connect() as db:
-            db.execute(
-                "INSERT INTO timings (provider, model, duration, pixels, seconds, at) VALUES (?,?,?,?,?,?)",
-                (provider, model, duration, pixels, seconds, time.time()),
-            )
-
     def timing_estimate(self, provider: str, model: str, duration: float, pixels: int) -> float | None:
         """Median seconds of the last similar generations, scaled by output seconds x pixels."""
         with self.connect() as db:
@@ -236,9 +262,18 @@ class SqliteStore:
         return statistics.median(seconds * work / max(1.0, d * p) for d, p, seconds in rows)
 
 
+_stores: dict[Path, SqliteStore] = {}
+_stores_lock = threading.Lock()
+
+
 def open_store(url: str) -> SqliteStore:
-    """Open a store from a `sqlite:///path` URL (or a bare path)."""
+    """The store for a `sqlite:///path` URL (or a bare path); one instance per file per process."""
     path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else url
     if "://" in path:
         raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///path/to/file.db")
-    return SqliteStore(Path(path).expanduser())
+    resolved = Path(path).expanduser().resolve()
+    with _stores_lock:
+        store = _stores.get(resolved)
+        if store is None:
+            store = _stores[resolved] = SqliteStore(resolved)
+        return store

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
-import attrs
-
-from ..context import current_config
-from ..contract import VideoRequest, VideoResult
 from ..hookspecs import hookimpl
-from ..store import open_store
+
+if TYPE_CHECKING:
+    from ..contract import VideoRequest, VideoResult
+
+# Plugins load whenever the CLI starts (even for --help): the store, config and
+# cattrs are imported by the hooks, when a generation needs them.
 
 __all__ = ["video_exists"]
 
@@ -31,6 +33,8 @@ def video_exists(result: VideoResult) -> bool:
     try:
         import fsspec
 
+        from ..context import current_config
+
         fs, path = fsspec.core.url_to_fs(url, **current_config().storage.options)
         return bool(fs.exists(path)) and int(fs.size(path)) == result.bytes
     except Exception:  # noqa: BLE001 - an unreachable store means we cannot vouch for the entry
@@ -40,6 +44,11 @@ def video_exists(result: VideoResult) -> bool:
 
 @hookimpl(trylast=True)
 def reelgen_cache_get(key: str, request: VideoRequest) -> VideoResult | None:
+    import attrs
+
+    from ..context import current_config
+    from ..store import open_store
+
     config = current_config().cache
     if not config.enabled:
         return None
@@ -55,6 +64,9 @@ def reelgen_cache_get(key: str, request: VideoRequest) -> VideoResult | None:
 
 @hookimpl(trylast=True)
 def reelgen_cache_put(key: str, request: VideoRequest, result: VideoResult) -> None:
+    from ..context import current_config
+    from ..store import open_store
+
     config = current_config().cache
     if config.enabled:
         open_store(config.url).cache_put(key, request, result)

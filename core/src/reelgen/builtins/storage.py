@@ -12,15 +12,14 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from ..context import current_config
-from ..contract import VideoRequest, VideoResult
-from ..download import VideoSource
 from ..errors import StorageError
 from ..hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from ..contract import VideoRequest, VideoResult
+    from ..download import VideoSource
 
 __all__ = ["store_local", "store_remote"]
 
@@ -73,6 +72,10 @@ def store_remote(url: str, name: str, source: VideoSource, options: dict[str, An
 
 @hookimpl(trylast=True)
 def reelgen_store_video(request: VideoRequest, result: VideoResult, source: VideoSource) -> VideoResult:
+    import attrs
+
+    from ..context import current_config
+
     storage = current_config().storage
     name = f"{source.key}.mp4"
     try:

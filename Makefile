@@ -1,0 +1,41 @@
+# The README's two commands: `make demo` and `make test`. Nothing else needs installing by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint typecheck docs bench clean
+
+$(STAMP): constraints.txt core/pyproject.toml providers/preview/pyproject.toml providers/bailian_wan/pyproject.toml contracts/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt \
+		-e core -e providers/preview -e providers/bailian_wan -e contracts -r requirements-dev.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# A real generation: the bailian_wan provider, through the dashscope SDK, against the bundled emulator.
+demo: $(STAMP)
+	cd examples && ../$(BIN)/python make_photo.py && REELGEN_CONFIG=demo.toml ../$(BIN)/reelgen generate lighthouse.jpg \
+		--prompt "waves roll against a lighthouse at dusk, the camera drifts slowly" --duration 5 --size 1280*720
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+docs: $(STAMP)
+	$(BIN)/python docs/gen_cli_reference.py
+
+test: $(STAMP) lint typecheck
+	$(BIN)/python docs/gen_cli_reference.py --check
+	$(BIN)/pytest -n 2 --dist loadfile
+
+bench: $(STAMP)
+	$(BIN)/python bench/overhead.py
+
+clean:
+	rm -rf $(VENV) output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,248 @@
+"""The generate pipeline, driven with a scriptable provider serving real MP4s over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+import reelgen
+from reelgen.errors import (
+    Cancelled,
+    GenerationTimeout,
+    ProviderFailed,
+    RateLimited,
+    StorageError,
+    StrictWarningError,
+    SubmissionUnknown,
+    ValidationError,
+)
+from reelgen.media import probe_video
+from reelgen.store import open_store
+from tests.helpers.fake_provider import FakeProvider, Script, transient
+from tests.helpers.fixtures import config, mp4_bytes  # noqa: F401 - fixtures
+from tests.helpers.server import FileServer, file_server
+
+
+@pytest.fixture
+def server():
+    with file_server() as running:
+        yield running
+
+
+def _path(url: str) -> Path:
+    return Path(unquote(urlparse(url).path))
+
+
+def _request(**changes):
+    fields = {"prompt": "a slow pan", "duration": 1, "fps": 10, "size": "64*64"}
+    fields.update(changes)
+    return reelgen.VideoRequest(**fields)
+
+
+async def test_success_measures_stores_and_reports_events_in_order(config, server: FileServer, mp4_bytes):
+    provider = FakeProvider(Script(url=server.add("/v.mp4", mp4_bytes)))
+    events = []
+    result = await reelgen.agenerate(_request(), provider, config=config, on_event=events.append)
+
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "submitted"
+    assert kinds[-3:] == ["downloaded", "stored", "succeeded"]
+    assert "status" in kinds and kinds.index("status") < kinds.index("downloaded")
+    assert {e.job_id for e in events} == {"fake:task-1"}
+
+    stored = _path(result.video_url)
+    assert stored.is_file() and stored.read_bytes() == mp4_bytes
+    assert stored.parent == Path(config.storage.url).resolve()
+    assert result.source_url == server.base_url + "/v.mp4" != result.video_url
+    assert (result.duration, result.fps, result.size, result.seed) == (1.0, 10.0, "64*64", 7)
+    assert result.bytes == len(mp4_bytes) and result.warnings == [] and not result.cached
+    assert result.task_id == "task-1" and result.usage == {"seconds": 1}
+
+
+async def test_second_identical_call_is_a_cache_hit_without_provider_calls(config, server, mp4_bytes):
+    provider = FakeProvider(Script(url=server.add("/v.mp4", mp4_bytes)))
+    first = await reelgen.agenerate(_request(), provider, config=config)
+    calls = list(provider.calls)
+    events = []
+    second = await reelgen.agenerate(_request(), provider, config=config, on_event=events.append)
+    assert provider.calls == calls
+    assert second.cached and second.video_url == first.video_url
+    assert [e.kind for e in events] == ["cache_hit"]
+    third = await reelgen.agenerate(_request(), provider, config=config, use_cache=False)
+    assert not third.cached and provider.calls.count("submit") == 2
+
+
+async def test_cache_hit_whose_file_was_deleted_generates_again(config, server, mp4_bytes):
+    provider = FakeProvider(Script(url=server.add("/v.mp4", mp4_bytes)))
+    first = await reelgen.agenerate(_request(), provider, config=config)
+    _path(first.video_url).unlink()
+    again = await reelgen.agenerate(_request(), provider, config=config)
+    assert not again.cached and provider.calls.count("submit") == 2
+    assert _path(again.video_url).is_file()
+
+
+async def test_transient_poll_errors_do_not_fail_a_running_job(config, server, mp4_bytes):
+    script = Script(url=server.add("/v.mp4", mp4_bytes), poll_errors=[transient(), transient(), None])
+    provider = FakeProvider(script)
+    result = await reelgen.agenerate(_request(), provider, config=config)
+    assert result.duration == 1.0
+    assert provider.calls.count("poll") >= 5
+
+
+async def test_terminal_failure_keeps_the_provider_code_and_is_recorded(config, server, mp4_bytes):
+    failure = ProviderFailed("boom", provider="fake", code="InternalError", request_id="r-1", task_id="task-1")
+    provider = FakeProvider(Script(states=["running", "failed"], failure=failure))
+    events = []
+    with pytest.raises(ProviderFailed) as caught:
+        await reelgen.agenerate(_request(), provider, config=config, on_event=events.append)
+    assert caught.value.code == "InternalError" and caught.value.request_id == "r-1"
+    assert events[-1].kind == "failed" and events[-1].data["error_type"] == "ProviderFailed"
+    record = open_store(config.jobs.url).job_get("fake:task-1")
+    assert record is not None and record.state == "failed" and "boom" in (record.error or "")
+
+
+async def test_throttled_submit_is_retried_but_an_unknown_outcome_never_is(config, server, mp4_bytes, monkeypatch):
+    monkeypatch.setattr("reelgen.pipeline.backoff_delay", lambda *a, **k: 0.01)
+    url = server.add("/v.mp4", mp4_bytes)
+    provider = FakeProvider(Script(url=url, submit_errors=[RateLimited("429", provider="fake")] * 2))
+    await reelgen.agenerate(_request(), provider, config=config)
+    assert provider.calls.count("submit") == 3
+
+    unknown = FakeProvider(Script(url=url, submit_errors=[SubmissionUnknown("no answer", provider="fake")]))
+    with pytest.raises(SubmissionUnknown):
+        await reelgen.agenerate(_request(seed=1), unknown, config=config)
+    assert unknown.calls == ["submit"]
+
+
+async def test_deadline_raises_timeout_naming_the_job(config):
+    provider = FakeProvider(Script(states=["running"], poll_delay=0.05))
+    with pytest.raises(GenerationTimeout) as caught:
+        await reelgen.agenerate(_request(), provider, config=config, deadline=0.3)
+    assert caught.value.job_id == "fake:task-1" and "resume" in str(caught.value)
+    assert open_store(config.jobs.url).job_get("fake:task-1").state == "timed_out"
+
+
+async def test_cancel_stops_the_remote_job_and_wakes_the_waiter(config):
+    provider = FakeProvider(Script(states=["running"], poll_delay=10))
+    events = []
+    job = await reelgen.submit(_request(), provider, config=config, on_event=events.append)
+    waiter = asyncio.create_task(job.wait())
+    await asyncio.sleep(0.05)
+    assert await job.cancel() is True
+    with pytest.raises(Cancelled) as caught:
+        await asyncio.wait_for(waiter, 5)
+    assert caught.value.remote_cancelled and "cancel" in provider.calls
+    assert any(e.kind == "cancelled" and e.data["remote_cancelled"] for e in events)
+
+
+async def test_cancel_that_the_provider_refuses_says_the_job_may_be_billed(config):
+    provider = FakeProvider(Script(states=["running"], poll_delay=10, cancel_result=False))
+    job = await reelgen.submit(_request(), provider, config=config)
+    waiter = asyncio.create_task(job.wait())
+    await asyncio.sleep(0.05)
+    assert await job.cancel() is False
+    with pytest.raises(Cancelled) as caught:
+        await asyncio.wait_for(waiter, 5)
+    assert not caught.value.remote_cancelled and "billed" in str(caught.value)
+
+
+async def test_interrupting_the_waiting_task_cancels_the_remote_job(config):
+    provider = FakeProvider(Script(states=["running"], poll_delay=0.02))
+    task = asyncio.create_task(reelgen.agenerate(_request(), provider, config=config))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert "cancel" in provider.calls
+
+
+async def test_truncated_download_is_retried_and_the_stored_file_is_whole(config, server, mp4_bytes, monkeypatch):
+    monkeypatch.setattr("reelgen.jobs.backoff_delay", lambda *a, **k: 0.01)
+    url = server.add("/v.mp4", mp4_bytes, faults=["truncate", "500", "reset"])
+    result = await reelgen.agenerate(_request(), FakeProvider(Script(url=url)), config=config)
+    assert server.files["/v.mp4"].hits == 4
+    assert _path(result.video_url).read_bytes() == mp4_bytes
+    assert probe_video(_path(result.video_url), decode=True).frames == 10
+
+
+async def test_a_body_that_is_not_an_mp4_is_never_stored(config, server, monkeypatch):
+    monkeypatch.setattr("reelgen.jobs.backoff_delay", lambda *a, **k: 0.01)
+    url = server.add("/v.mp4", b"<html>expired</html>" * 10, content_type="text/html")
+    with pytest.raises(StorageError, match="not an MP4"):
+        await reelgen.agenerate(_request(), FakeProvider(Script(url=url)), config=config)
+    storage = Path(config.storage.url)
+    assert not storage.exists() or list(storage.iterdir()) == []
+
+
+async def test_an_expired_source_url_fails_at_once_with_a_clear_error(config, server):
+    url = server.add("/gone.mp4", b"", faults=["404"])
+    with pytest.raises(StorageError, match="expired"):
+        await reelgen.agenerate(_request(), FakeProvider(Script(url=url)), config=config)
+    assert server.files["/gone.mp4"].hits == 1
+
+
+async def test_size_cap_rejects_the_video_and_leaves_nothing_behind(config, server, mp4_bytes):
+    capped = config.evolve(storage=reelgen.config.StorageConfig(url=config.storage.url, max_bytes=len(mp4_bytes) - 1))
+    url = server.add("/v.mp4", mp4_bytes)
+    with pytest.raises(StorageError, match="cap"):
+        await reelgen.agenerate(_request(), FakeProvider(Script(url=url)), config=capped)
+    storage = Path(config.storage.url)
+    assert not storage.exists() or list(storage.iterdir()) == []
+
+
+async def test_invalid_request_fails_before_any_provider_call(config):
+    provider = FakeProvider(Script())
+    with pytest.raises(ValidationError) as caught:
+        await reelgen.agenerate(_request(duration=90), provider, config=config)
+    assert caught.value.field == "duration" and provider.calls == []
+
+
+async def test_strict_turns_warnings_into_an_error_before_submitting(config):
+    caps = reelgen.Capabilities(model="fake-1", native_fps=(30.0,), size_multiple_of=2)
+    provider = FakeProvider(Script(), capabilities=caps)
+    with pytest.raises(StrictWarningError, match="30 fps"):
+        await reelgen.agenerate(_request(fps=24), provider, config=config, strict=True)
+    assert provider.calls == []
+
+
+async def test_differences_between_request_and_file_are_warnings(config, server, mp4_bytes):
+    provider = FakeProvider(Script(url=server.add("/v.mp4", mp4_bytes), seed=99))
+    result = await reelgen.agenerate(_request(fps=24, size="128*64", duration=2, seed=5), provider, config=config)
+    text = " | ".join(result.warnings)
+    assert "fps: asked for 24" in text and "size: asked for 128*64, the video is 64*64" in text
+    assert "duration: asked for 2" in text
+    assert result.seed == 5  # the fake echoes a given seed
+
+
+async def test_a_failing_event_observer_does_not_break_the_generation(config, server, mp4_bytes):
+    def observer(event):
+        raise RuntimeError("observer bug")
+
+    result = await reelgen.agenerate(
+        _request(), FakeProvider(Script(url=server.add("/v.mp4", mp4_bytes))), config=config, on_event=observer
+    )
+    assert result.bytes == len(mp4_bytes)
+
+
+async def test_resume_finishes_a_job_and_caches_it_under_the_original_key(config, server, mp4_bytes):
+    provider = FakeProvider(Script(states=["running", "running", "succeeded"], url=server.add("/v.mp4", mp4_bytes)))
+    job = await reelgen.submit(_request(), provider, config=config)
+    resumed = reelgen.resume(job.id, config=config, provider=provider)
+    assert resumed.id == job.id and resumed.request == _request()
+    result = await resumed.wait()
+    assert result.duration == 1.0
+    hit = await reelgen.agenerate(_request(), provider, config=config)
+    assert hit.cached and hit.video_url == result.video_url
+    done = reelgen.resume(job.id, config=config, provider=provider)
+    assert done.done and (await done.wait()).video_url == result.video_url
+
+
+def test_sync_generate_refuses_to_run_inside_an_event_loop(config):
+    async def inner():
+        reelgen.generate(_request(), FakeProvider(Script()), config=config)
+
+    with pytest.raises(RuntimeError, match="agenerate"):
+        asyncio.run(inner())
