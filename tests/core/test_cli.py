@@ -40,8 +40,20 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-GEN = ("generate", "photo.png", "--prompt", "a meadow", "--provider", "preview", "--duration", "1", "--fps", "8",
-       "--size", "64*48")
+GEN = (
+    "generate",
+    "photo.png",
+    "--prompt",
+    "a meadow",
+    "--provider",
+    "preview",
+    "--duration",
+    "1",
+    "--fps",
+    "8",
+    "--size",
+    "64*48",
+)
 
 
 def test_generate_prints_the_durable_url_on_stdout_then_hits_the_cache(workdir, capsys):
@@ -49,7 +61,7 @@ def test_generate_prints_the_durable_url_on_stdout_then_hits_the_cache(workdir, 
     assert code == 0, err
     url = out.strip()
     assert url.startswith("file://") and url.endswith(".mp4")
-    assert Path(url[len("file://"):]).parent == (workdir / "output" / "videos").resolve()
+    assert Path(url[len("file://") :]).parent == (workdir / "output" / "videos").resolve()
     code, out, err = run(capsys, *GEN, "--json")
     result = json.loads(out)
     assert code == 0 and result["cached"] is True and result["video_url"] == url
@@ -118,8 +130,9 @@ def fake_plugin(monkeypatch):
 )
 def test_provider_refusals_exit_3_and_failures_exit_4(workdir, capsys, fake_plugin, error, code):
     fake_plugin["provider"] = FakeProvider(Script(states=["failed"], failure=error))
-    exit_code, out, err = run(capsys, "generate", "--prompt", "x", "--provider", "fake", "--duration", "1",
-                              "--size", "64*64", "--json")
+    exit_code, out, err = run(
+        capsys, "generate", "--prompt", "x", "--provider", "fake", "--duration", "1", "--size", "64*64", "--json"
+    )
     assert exit_code == code
     payload = json.loads(out)["error"]
     assert payload["code"] == error.code and payload["exit_code"] == code
@@ -130,7 +143,11 @@ def test_ctrl_c_cancels_the_remote_job_and_exits_130(workdir):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "reelgen", *GEN, "--option", "render_delay=30"],
-        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 30
     seen = ""
@@ -149,7 +166,7 @@ def test_provider_flag_beats_environment_beats_file(workdir, capsys, monkeypatch
     monkeypatch.setenv("REELGEN_PROVIDER", "nope-from-env")
     code, _, err = run(capsys, "generate", "photo.png", "--prompt", "x")
     assert code == 2 and "nope-from-env" in err
-    code, out, err = run(capsys, *GEN)
+    code, _, err = run(capsys, *GEN)
     assert code == 0, err
 
 

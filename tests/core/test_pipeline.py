@@ -22,7 +22,6 @@ from reelgen.errors import (
 from reelgen.media import probe_video
 from reelgen.store import open_store
 from tests.helpers.fake_provider import FakeProvider, Script, transient
-from tests.helpers.fixtures import config, mp4_bytes  # noqa: F401 - fixtures
 from tests.helpers.server import FileServer, file_server
 
 

@@ -80,13 +80,26 @@ def site(tmp_path_factory) -> Path:
         _make_distribution(root, "reelgen-echo", "reelgen_echo", GOOD_PLUGIN),
         _make_distribution(root, "reelgen-broken", "reelgen_broken", "raise RuntimeError('broken on import')\n"),
         _make_distribution(
-            root, "reelgen-badhook", "reelgen_badhook",
+            root,
+            "reelgen-badhook",
+            "reelgen_badhook",
             "import reelgen\n@reelgen.hookimpl\ndef reelgen_no_such_hook():\n    pass\n",
         ),
     ]
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "--target", str(target), *map(str, sources)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            *map(str, sources),
+        ],
         check=True,
     )
     return target
@@ -95,7 +108,11 @@ def site(tmp_path_factory) -> Path:
 def _reelgen(site: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
     environment = {**os.environ, "PYTHONPATH": str(site), **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "reelgen", *args], capture_output=True, text=True, env=environment, cwd=cwd,
+        [sys.executable, "-m", "reelgen", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cwd,
         timeout=120,
     )
 
@@ -117,9 +134,22 @@ def test_plugin_hooks_are_called_during_a_generation(site, tmp_path):
     Image.new("RGB", (160, 120), (10, 200, 90)).save(tmp_path / "photo.png")
     events = tmp_path / "events.txt"
     done = _reelgen(
-        site, "generate", "photo.png", "--prompt", "grass", "--provider", "preview", "--duration", "1",
-        "--fps", "8", "--size", "64*48", "--json",
-        env={"EVENTS_FILE": str(events), "REELGEN_STORAGE_URL": str(tmp_path / "out")}, cwd=tmp_path,
+        site,
+        "generate",
+        "photo.png",
+        "--prompt",
+        "grass",
+        "--provider",
+        "preview",
+        "--duration",
+        "1",
+        "--fps",
+        "8",
+        "--size",
+        "64*48",
+        "--json",
+        env={"EVENTS_FILE": str(events), "REELGEN_STORAGE_URL": str(tmp_path / "out")},
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     kinds = events.read_text().split()

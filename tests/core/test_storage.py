@@ -15,7 +15,6 @@ from reelgen.builtins.storage import store_local, store_remote
 from reelgen.download import VideoSource, download_video
 from reelgen.errors import IntegrityError
 from reelgen.store import open_store
-from tests.helpers.fixtures import mp4_bytes  # noqa: F401 - fixture
 from tests.helpers.server import file_server
 
 
@@ -95,7 +94,10 @@ def test_download_streams_and_hashes(tmp_path, mp4_bytes):
     seen = []
     with file_server() as server:
         source = download_video(
-            server.add("/v.mp4", mp4_bytes), directory=tmp_path, key="k", max_bytes=10**9,
+            server.add("/v.mp4", mp4_bytes),
+            directory=tmp_path,
+            key="k",
+            max_bytes=10**9,
             on_progress=lambda got, total: seen.append((got, total)),
         )
     assert source.sha256 == hashlib.sha256(mp4_bytes).hexdigest() and source.bytes == len(mp4_bytes)
@@ -106,8 +108,15 @@ def _put_in_process(args: tuple[str, int]) -> None:
     url, index = args
     request = reelgen.VideoRequest(prompt=f"video {index}")
     result = reelgen.VideoResult(
-        video_url=f"file:///v/{index}.mp4", duration=1, fps=10, seed=index, size="64*64", provider="fake",
-        model="m", sha256="0" * 64, bytes=1,
+        video_url=f"file:///v/{index}.mp4",
+        duration=1,
+        fps=10,
+        seed=index,
+        size="64*64",
+        provider="fake",
+        model="m",
+        sha256="0" * 64,
+        bytes=1,
     )
     store = open_store(url)
     for _ in range(5):
@@ -127,8 +136,15 @@ def test_cache_never_stores_image_bytes_or_secrets(tmp_path):
     image = b"\x89PNG\r\n\x1a\n" + b"secret-pixels" * 10
     request = reelgen.VideoRequest(prompt="p", reference_image=image)
     result = reelgen.VideoResult(
-        video_url="file:///v.mp4", duration=1, fps=10, seed=1, size="64*64", provider="fake", model="m",
-        sha256="0" * 64, bytes=1,
+        video_url="file:///v.mp4",
+        duration=1,
+        fps=10,
+        seed=1,
+        size="64*64",
+        provider="fake",
+        model="m",
+        sha256="0" * 64,
+        bytes=1,
     )
     store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
     store.cache_put("k", request, result)

@@ -19,6 +19,7 @@ file, and `Config` never holds them.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -58,8 +59,8 @@ def _positive_int(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
 
 
 def _positive_number(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{attribute.name} must be a number greater than 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{attribute.name} must be a finite number greater than 0, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -112,12 +113,38 @@ class Config:
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
 
-def config_path(cwd: Path | None = None) -> Path | None:
+class _WrongType(TypeError):
+    """A value of the wrong TOML type (cattrs alone would coerce it: `str(5)`, `float("1.5")`)."""
+
+
+def _exactly(kind: type, *accepted: type) -> Any:
+    names = {str: "a string", bool: "true or false", int: "a whole number", float: "a number"}
+
+    def check(value: Any, _: Any) -> Any:
+        if not isinstance(value, accepted) or (isinstance(value, bool) and kind is not bool):
+            raise _WrongType(f"must be {names[kind]}, got {type(value).__name__} {value!r}")
+        return kind(value)
+
+    return check
+
+
+for _kind, _accepted in ((str, (str,)), (bool, (bool,)), (int, (int,)), (float, (int, float))):
+    _converter.register_structure_hook(_kind, _exactly(_kind, *_accepted))
+
+
+def _format_problem(exc: BaseException, type_: Any) -> str:
+    # Our own messages (wrong type, attrs validators) already say what is wrong and how to fix it.
+    if isinstance(exc, (_WrongType, ValueError)) and exc.args:
+        return str(exc)
+    return cattrs.v.format_exception(exc, type_)
+
+
+def config_path(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
     """The config file in effect, or None."""
     local = (cwd or Path.cwd()) / "reelgen.toml"
     if local.is_file():
         return local
-    named = os.environ.get("REELGEN_CONFIG")
+    named = (os.environ if environ is None else environ).get("REELGEN_CONFIG")
     if named:
         path = Path(named).expanduser()
         if not path.is_file():
@@ -177,7 +204,10 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _reject_secrets(data: Mapping[str, Any], where: str) -> None:
-    for name, section in data.get("providers", {}).items():
+    providers = data.get("providers", {})
+    if not isinstance(providers, Mapping):
+        return  # structuring reports the wrong type, naming the key
+    for name, section in providers.items():
         if isinstance(section, Mapping):
             for key in section:
                 if any(secret in key.lower() for secret in _SECRET_KEYS) and not key.lower().endswith("_file"):
@@ -192,7 +222,7 @@ def _structure(data: Mapping[str, Any], where: str) -> Config:
     try:
         return _converter.structure(dict(data), Config)
     except cattrs.BaseValidationError as exc:
-        problems = "; ".join(cattrs.transform_error(exc, path="config"))
+        problems = "; ".join(cattrs.transform_error(exc, path="config", format_exception=_format_problem))
         raise ConfigError(f"{where}: {problems}") from exc
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
@@ -206,7 +236,7 @@ def load_config(
 ) -> Config:
     """Read the config file, apply environment variables, then `overrides` (CLI flags)."""
     environ = os.environ if environ is None else environ
-    file_path = Path(path).expanduser() if path is not None else config_path()
+    file_path = Path(path).expanduser() if path is not None else config_path(environ=environ)
     data: dict[str, Any] = {}
     where = "configuration"
     if file_path is not None:
@@ -217,12 +247,20 @@ def load_config(
             raise ConfigError(f"config file {where!r} does not exist") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{where}: not valid TOML ({exc})") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{where}: not valid TOML (TOML files are UTF-8: {exc})") from exc
+        except OSError as exc:
+            raise ConfigError(f"config file {where!r} cannot be read ({exc.strerror or exc})") from exc
         _reject_secrets(data, where)
         if "source" in data:
             raise ConfigError(f"{where}: unknown key 'source'")
+        data["source"] = str(file_path)
+    # The file on its own first, so that its mistakes are blamed on it and the
+    # environment's on the environment.
+    config = _structure(data, where)
     env = _env_overrides(environ)
     _reject_secrets(env, "environment")
+    if not env and not overrides:
+        return config
     data = _merge(_merge(data, env), overrides or {})
-    if file_path is not None:
-        data["source"] = str(file_path)
-    return _structure(data, where)
+    return _structure(data, "REELGEN_* environment variables or overrides")

@@ -24,29 +24,24 @@ SCHEMA_VERSION = "1.0"
 #: What `reference_image` accepts: a URL or path string, a path object, or raw bytes.
 ImageInput = Union[str, "os.PathLike[str]", bytes]
 
-_SIZE_RE = re.compile(r"^\s*(\d{1,5})\s*[*xX×]\s*(\d{1,5})\s*$")
+# [0-9], not \d: \d also matches other scripts' digits, which the JSON Schema refuses.
+_SIZE_RE = re.compile(r"\s*([0-9]{1,5})\s*[*xX×]\s*([0-9]{1,5})\s*")
 _URL_SCHEMES = ("http://", "https://", "oss://", "file://", "data:")
 _MAX_SIDE = 16384
 _MAX_SEED = 2**63 - 1
-_OPTION_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_OPTION_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 
 
 def parse_size(size: str) -> tuple[int, int]:
     """Parse `"W*H"` or `"WxH"` into `(W, H)`; raise `ValidationError` saying what is wrong."""
     if not isinstance(size, str):
-        raise ValidationError(
-            f"size must be a string like '1280*720', got {type(size).__name__}", field="size"
-        )
-    match = _SIZE_RE.match(size)
+        raise ValidationError(f"size must be a string like '1280*720', got {type(size).__name__}", field="size")
+    match = _SIZE_RE.fullmatch(size)
     if not match:
-        raise ValidationError(
-            f"size {size!r} is not of the form 'W*H' or 'WxH' (for example '1280*720')", field="size"
-        )
+        raise ValidationError(f"size {size!r} is not of the form 'W*H' or 'WxH' (for example '1280*720')", field="size")
     width, height = int(match.group(1)), int(match.group(2))
     if not (0 < width <= _MAX_SIDE and 0 < height <= _MAX_SIDE):
-        raise ValidationError(
-            f"size {size!r}: width and height must be between 1 and {_MAX_SIDE} pixels", field="size"
-        )
+        raise ValidationError(f"size {size!r}: width and height must be between 1 and {_MAX_SIDE} pixels", field="size")
     return width, height
 
 
@@ -55,20 +50,32 @@ def _normalize_size(value: object) -> str:
     return f"{width}*{height}"
 
 
-def _positive_number(name: str) -> Any:
-    def check(value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValidationError(
-                f"{name} must be a number of {'seconds' if name == 'duration' else 'frames per second'}, "
-                f"got {value!r}",
-                field=name,
-            )
-        number = float(value)
-        if not math.isfinite(number) or number <= 0:
-            raise ValidationError(f"{name} must be a finite number greater than 0, got {value!r}", field=name)
-        return number
+def _positive_number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(
+            f"{name} must be a number of {'seconds' if name == 'duration' else 'frames per second'}, got {value!r}",
+            field=name,
+        )
+    number = _to_float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValidationError(f"{name} must be a finite number greater than 0, got {value!r}", field=name)
+    return number
 
-    return check
+
+# Named converters, not closures from a factory: mypy's attrs plugin only understands these.
+def _duration(value: object) -> float:
+    return _positive_number("duration", value)
+
+
+def _fps(value: object) -> float:
+    return _positive_number("fps", value)
+
+
+def _to_float(value: float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float: out of range like any other
+        return math.inf
 
 
 def _prompt(value: object) -> str:
@@ -79,15 +86,14 @@ def _prompt(value: object) -> str:
     return value
 
 
-def _optional_text(name: str) -> Any:
-    def check(value: object) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise ValidationError(f"{name} must be a string or None, got {type(value).__name__}", field=name)
-        return value if value.strip() else None
-
-    return check
+def _negative_prompt(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"negative_prompt must be a string or None, got {type(value).__name__}", field="negative_prompt"
+        )
+    return value if value.strip() else None
 
 
 def _seed(value: object) -> int | None:
@@ -107,12 +113,10 @@ def _motion_strength(value: object) -> float | None:
         raise ValidationError(
             f"motion_strength must be a number from 0.0 to 1.0 or None, got {value!r}", field="motion_strength"
         )
-    number = float(value)
+    number = _to_float(value)
     if not (math.isfinite(number) and 0.0 <= number <= 1.0):
-        raise ValidationError(
-            f"motion_strength must be from 0.0 to 1.0, got {value!r}", field="motion_strength"
-        )
-    return number
+        raise ValidationError(f"motion_strength must be from 0.0 to 1.0, got {value!r}", field="motion_strength")
+    return number + 0.0  # -0.0 becomes 0.0: equal values must serialize (and key) the same
 
 
 def _reference_image(value: object) -> str | bytes | None:
@@ -143,23 +147,23 @@ def _reference_image(value: object) -> str | bytes | None:
     return value
 
 
-def _json_value(path: str, value: object) -> None:
+def _json_value(path: str, value: object) -> Any:
+    """Check that `value` is JSON and return a fresh copy shaped as JSON reads back (lists, dicts)."""
     if value is None or isinstance(value, (str, bool, int)):
-        return
+        return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValidationError(f"option {path} must be a finite number, got {value!r}", field="options")
-        return
+        return value
     if isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _json_value(f"{path}[{index}]", item)
-        return
+        return [_json_value(f"{path}[{index}]", item) for index, item in enumerate(value)]
     if isinstance(value, Mapping):
+        copy: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValidationError(f"option {path} has a non-string key {key!r}", field="options")
-            _json_value(f"{path}.{key}", item)
-        return
+            copy[key] = _json_value(f"{path}.{key}", item)
+        return copy
     raise ValidationError(
         f"option {path} must be a JSON value (string, number, bool, list, mapping), got {type(value).__name__}",
         field="options",
@@ -176,7 +180,7 @@ def _options(value: object) -> dict[str, dict[str, Any]]:
         )
     normalized: dict[str, dict[str, Any]] = {}
     for provider, provider_options in value.items():
-        if not isinstance(provider, str) or not _OPTION_NAME_RE.match(provider):
+        if not isinstance(provider, str) or not _OPTION_NAME_RE.fullmatch(provider):
             raise ValidationError(
                 f"options key {provider!r} must be a provider name, e.g. 'bailian_wan'", field="options"
             )
@@ -186,8 +190,8 @@ def _options(value: object) -> dict[str, dict[str, Any]]:
                 f"{type(provider_options).__name__} (options are namespaced by provider)",
                 field="options",
             )
-        _json_value(provider, provider_options)
-        normalized[provider] = dict(provider_options)
+        # A deep copy: a frozen request must not change when the caller's dicts do.
+        normalized[provider] = _json_value(provider, provider_options)
     return normalized
 
 
@@ -196,9 +200,9 @@ class VideoRequest:
     """A request for one video. Invalid values raise `ValidationError` naming the field."""
 
     prompt: str = attrs.field(converter=_prompt)
-    negative_prompt: str | None = attrs.field(default=None, converter=_optional_text("negative_prompt"))
-    duration: float = attrs.field(default=5.0, converter=_positive_number("duration"))
-    fps: float = attrs.field(default=30.0, converter=_positive_number("fps"))
+    negative_prompt: str | None = attrs.field(default=None, converter=_negative_prompt)
+    duration: float = attrs.field(default=5.0, converter=_duration)
+    fps: float = attrs.field(default=30.0, converter=_fps)
     size: str = attrs.field(default="1280*720", converter=_normalize_size)
     seed: int | None = attrs.field(default=None, converter=_seed)
     reference_image: str | bytes | None = attrs.field(default=None, converter=_reference_image, repr=False)

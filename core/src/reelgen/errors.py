@@ -55,12 +55,16 @@ __all__ = [
     "redact",
 ]
 
-# DashScope keys look like sk-<32 hex>; other providers use similar prefixes.
-# Bearer tokens in echoed headers are the other way keys leak into messages.
+# DashScope keys look like sk-<32 hex>; other providers use similar prefixes. Not \b before
+# "sk-": a key glued to a digit or "_" ("%20sk-...", "key_sk-...") is still a key, but one
+# glued to a letter is a word ("task-...", "disk-...").
+# Bearer tokens in echoed headers are the other way keys leak into messages; RFC 6750
+# tokens may hold "~+/" and end in "=" padding.
+_TOKEN = r"[A-Za-z0-9._~+/\-]{6,}=*"
 _SECRET_PATTERNS = (
-    re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{6,}"),
-    re.compile(r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._\-]{6,}"),
+    re.compile(r"(?<![A-Za-z])sk-[A-Za-z0-9_\-]{6,}"),
+    re.compile(r"(?i)(bearer\s+)" + _TOKEN),
+    re.compile(r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)" + _TOKEN),
 )
 
 
@@ -116,6 +120,10 @@ class StrictWarningError(ValidationError):
         )
         self.warnings = list(warnings)
 
+    def __reduce__(self) -> tuple[type[StrictWarningError], tuple[list[str]]]:
+        # Rebuild from the warnings, not the message (which __init__ would split into characters).
+        return (type(self), (self.warnings,))
+
 
 class ProviderError(ReelgenError):
     """The provider refused or failed. Carries what the provider said, never a secret."""
@@ -153,7 +161,8 @@ class ProviderError(ReelgenError):
         ]
         if details:
             parts.append(f"({', '.join(details)})")
-        return " ".join(parts)
+        # The code and ids come from the provider too: scrub the whole message.
+        return redact(" ".join(parts))
 
 
 class ProviderRefused(ProviderError):

@@ -52,7 +52,9 @@ def is_remote(reference: str | bytes) -> bool:
 def _local_path(reference: str) -> Path:
     if reference.lower().startswith("file://"):
         parsed = urlparse(reference)
-        return Path(unquote(parsed.netloc + parsed.path)).expanduser()
+        # RFC 8089: file:///p and file://localhost/p are both the local /p.
+        host = "" if parsed.netloc.lower() == "localhost" else parsed.netloc
+        return Path(unquote(host + parsed.path)).expanduser()
     return Path(reference).expanduser()
 
 
@@ -68,7 +70,9 @@ def _read_bytes(reference: str | bytes) -> tuple[bytes, str]:
         try:
             return base64.b64decode(payload, validate=True), "data URI"
         except (binascii.Error, ValueError) as exc:
-            raise ValidationError(f"reference_image data URI is not valid base64 ({exc})", field="reference_image") from exc
+            raise ValidationError(
+                f"reference_image data URI is not valid base64 ({exc})", field="reference_image"
+            ) from exc
     path = _local_path(reference)
     if not path.is_file():
         raise ValidationError(
@@ -98,7 +102,13 @@ def read_image(reference: str | bytes) -> ImageData:
         with Image.open(io.BytesIO(content)) as image:
             fmt = image.format or "unknown"
             width, height = image.size
-            has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+            # A tRNS chunk makes any PNG mode (P, L, RGB) transparent, not only those with an alpha band.
+            has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    except Image.DecompressionBombError as exc:
+        raise ValidationError(
+            f"reference_image ({origin}) claims more pixels than reelgen will decode ({exc}): give a smaller image",
+            field="reference_image",
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ValidationError(
             f"reference_image ({origin}) is not a readable image: give a JPEG, PNG, WEBP or BMP file",
@@ -141,10 +151,11 @@ def check_image(image: ImageData, capabilities: Capabilities, *, provider: str) 
             "flatten it onto a background or save it as JPEG",
             field="reference_image",
         )
-    if capabilities.image_max_bytes is not None and len(image.content) > capabilities.image_max_bytes:
+    limit = capabilities.image_max_bytes
+    if limit is not None and len(image.content) > limit:
         raise ValidationError(
-            f"{where} is {len(image.content) / 1e6:.1f} MB; {provider} accepts at most "
-            f"{capabilities.image_max_bytes / 1e6:.0f} MB: compress or downscale it",
+            f"{where} is {len(image.content)} bytes ({len(image.content) / 1e6:.3g} MB); {provider} accepts at "
+            f"most {limit} bytes ({limit / 1e6:.3g} MB): compress or downscale it",
             field="reference_image",
         )
     if capabilities.image_side_range is not None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import io
 import math
 import random
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from collections.abc import Callable
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
@@ -129,12 +129,14 @@ def render_video(
             t = index / max(1, frames - 1)
             ease = t * t * (3 - 2 * t)
             view_w = view_w_full / (1.0 + (zoom_end - 1.0) * ease)
-            view_h = view_w / aspect
+            # min(): float rounding can make the view a hair taller than the picture, and Pillow
+            # refuses a box that leaves the image ("box offset can't be negative").
+            view_h = min(base.height, view_w / aspect)
             cx = (x0 + (x1 - x0) * ease) * (base.width - view_w) + view_w / 2
             cy = (y0 + (y1 - y0) * ease) * (base.height - view_h) + view_h / 2
             box = (cx - view_w / 2, cy - view_h / 2, cx + view_w / 2, cy + view_h / 2)
             frame_image = base.resize((width, height), Image.Resampling.BILINEAR, box=box)
-            frame = av.VideoFrame.from_image(frame_image)
+            frame = av.VideoFrame.from_image(frame_image)  # type: ignore[no-untyped-call]
             frame.pts = index
             frame.time_base = 1 / rate
             for packet in stream.encode(frame):
@@ -171,6 +173,16 @@ def _write_tone(container: object, stream: object, *, seconds: float, seed: int)
         container.mux(packet)  # type: ignore[attr-defined]
 
 
+def _decode_all(container: Any, stream: Any) -> tuple[int, int]:
+    """Decode every frame of `stream`: (frames decoded, packets read)."""
+    frames = packets = 0
+    for packet in container.demux(stream):
+        if packet.size:
+            packets += 1
+        frames += len(packet.decode())  # the final empty packet flushes the decoder
+    return frames, packets
+
+
 def probe_video(path: str | Path, *, decode: bool = False) -> VideoProbe:
     """Measure an MP4 with PyAV. With `decode=True`, decode every frame (catches truncation).
 
@@ -180,6 +192,9 @@ def probe_video(path: str | Path, *, decode: bool = False) -> VideoProbe:
 
     try:
         with av.open(str(path)) as container:
+            # FFmpeg opens images and other containers too; only the MP4 family is a video here.
+            if "mp4" not in container.format.name.split(","):
+                raise IntegrityError(f"{path}: not an MP4 video (it is {container.format.long_name})")
             if not container.streams.video:
                 raise IntegrityError(f"{path}: the file has no video stream")
             stream = container.streams.video[0]
@@ -187,7 +202,16 @@ def probe_video(path: str | Path, *, decode: bool = False) -> VideoProbe:
             fps = float(rate) if rate else 0.0
             frames = stream.frames
             if decode or not frames:
-                frames = sum(1 for _ in container.decode(stream))
+                listed = frames
+                frames, packets = _decode_all(container, stream)
+                # A file cut short (between two frames, or inside its index) still opens and
+                # decodes what is left without an error: compare with what the index lists.
+                if listed and packets < listed:
+                    raise IntegrityError(
+                        f"{path}: truncated: its index lists {listed} frames but only {packets} are in the file"
+                    )
+                if not frames:
+                    raise IntegrityError(f"{path}: no frame of the video decodes")
             if fps and frames:
                 duration = frames / fps
             elif stream.duration is not None and stream.time_base is not None:

@@ -27,6 +27,31 @@ T = TypeVar("T")
 converter = make_converter(forbid_extra_keys=True)
 
 
+def _exactly(kind: type, *accepted: type) -> Any:
+    """A structure hook that refuses what cattrs would coerce: `bool("false")`, `str(1)`, `int(10.5)`."""
+
+    def check(value: Any, _: Any) -> Any:
+        if not isinstance(value, accepted) or (isinstance(value, bool) and kind is not bool):
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+        return kind(value)
+
+    return check
+
+
+for _kind, _accepted in ((str, (str,)), (bool, (bool,)), (int, (int,)), (float, (int, float))):
+    converter.register_structure_hook(_kind, _exactly(_kind, *_accepted))
+
+
+def _structure_strings(value: Any, _: Any) -> list[str]:
+    # Without this a string would be structured as the list of its characters.
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise TypeError(f"expected a list of strings, got {value!r}")
+    return list(value)
+
+
+converter.register_structure_hook_func(lambda cls: cls == list[str], _structure_strings)
+
+
 def _unstructure_image(value: str | bytes | None) -> Any:
     if isinstance(value, bytes):
         return {"base64": base64.b64encode(value).decode("ascii")}
@@ -109,6 +134,6 @@ def to_json(value: VideoRequest | VideoResult, **kwargs: Any) -> str:
 def from_json(text: str | bytes, cls: type[T]) -> T:
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8
         raise ValidationError(f"not valid JSON: {exc}") from exc
     return structure(data, cls)

@@ -8,7 +8,7 @@ Provider-specific rules (size to tier mapping, options) are the provider's `vali
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from .capabilities import Capabilities, OptionSpec
 from .contract import VideoRequest, parse_size
@@ -67,7 +67,8 @@ def _check_fps(request: VideoRequest, caps: Capabilities, provider: str, warning
 
 def _check_size(request: VideoRequest, caps: Capabilities, provider: str) -> None:
     width, height = parse_size(request.size)
-    if caps.sizes is not None and request.size not in caps.sizes and not caps.resolution_tiers:
+    # Declared sizes may be spelled "WxH"; the request's size is already normalized to "W*H".
+    if caps.sizes is not None and not caps.resolution_tiers and (width, height) not in map(parse_size, caps.sizes):
         raise ValidationError(
             f"size {request.size} is not offered by {provider}; choose one of: {', '.join(caps.sizes)}",
             field="size",
@@ -80,11 +81,16 @@ def _check_size(request: VideoRequest, caps: Capabilities, provider: str) -> Non
             )
     multiple = caps.size_multiple_of
     if multiple > 1 and not caps.resolution_tiers and (width % multiple or height % multiple):
-        suggestion = f"{width - width % multiple}*{height - height % multiple}"
+        suggestion = f"{_round_to(width, multiple)}*{_round_to(height, multiple)}"
         raise ValidationError(
             f"size {request.size}: {provider} needs sides that are multiples of {multiple} (e.g. {suggestion})",
             field="size",
         )
+
+
+def _round_to(side: int, multiple: int) -> int:
+    """The nearest multiple of `multiple` to `side` that is still a valid side (never 0)."""
+    return max(multiple, multiple * round(side / multiple))
 
 
 def _check_text(request: VideoRequest, caps: Capabilities, provider: str, warnings: list[str]) -> None:
@@ -96,7 +102,9 @@ def _check_text(request: VideoRequest, caps: Capabilities, provider: str, warnin
     if request.negative_prompt is not None:
         if not caps.negative_prompt:
             warnings.append(f"negative_prompt: {provider} does not support it; it is not sent")
-        elif caps.negative_prompt_max_chars is not None and len(request.negative_prompt) > caps.negative_prompt_max_chars:
+        elif (
+            caps.negative_prompt_max_chars is not None and len(request.negative_prompt) > caps.negative_prompt_max_chars
+        ):
             message = (
                 f"negative_prompt is {len(request.negative_prompt)} characters; {provider} takes at most "
                 f"{caps.negative_prompt_max_chars}"
@@ -146,30 +154,33 @@ def _check_reference_image(request: VideoRequest, caps: Capabilities, provider: 
     check_image(read_image(reference), caps, provider=provider)
 
 
+def _check_bounds(option: str, value: float, low: float | None, high: float | None) -> None:
+    if (low is None or value >= low) and (high is None or value <= high):
+        return
+    if low is not None and high is not None:
+        bounds = f"between {_fmt(low)} and {_fmt(high)}"
+    else:
+        bounds = f"at least {_fmt(low)}" if low is not None else f"at most {_fmt(high or 0.0)}"
+    raise ValidationError(f"option {option} must be {bounds}, got {value!r}", field="options")
+
+
 def check_options(options: Mapping[str, Any], specs: Mapping[str, OptionSpec], *, provider: str) -> None:
     """Validate a provider's own options against its `OptionSpec`s. Unknown names are errors."""
     for name, value in options.items():
         spec = specs.get(name)
         if spec is None:
             known = ", ".join(sorted(specs)) or "none"
-            raise ValidationError(
-                f"unknown option {provider}.{name}; {provider} takes: {known}", field="options"
-            )
+            raise ValidationError(f"unknown option {provider}.{name}; {provider} takes: {known}", field="options")
         expected = _TYPES[spec.type]
         if (isinstance(value, bool) and spec.type != "bool") or not isinstance(value, expected):
-            raise ValidationError(
-                f"option {provider}.{name} must be {spec.type}, got {value!r}", field="options"
-            )
+            raise ValidationError(f"option {provider}.{name} must be {spec.type}, got {value!r}", field="options")
         if spec.choices is not None and value not in spec.choices:
             raise ValidationError(
                 f"option {provider}.{name} must be one of {', '.join(map(str, spec.choices))}, got {value!r}",
                 field="options",
             )
-        if spec.minimum is not None and value < spec.minimum or spec.maximum is not None and value > spec.maximum:
-            raise ValidationError(
-                f"option {provider}.{name} must be between {spec.minimum} and {spec.maximum}, got {value!r}",
-                field="options",
-            )
+        # An int or float option by now (a spec with bounds is numeric).
+        _check_bounds(f"{provider}.{name}", cast(float, value), spec.minimum, spec.maximum)
         for other in spec.requires:
             other_name, _, wanted = other.partition("=")
             actual = options.get(other_name, specs[other_name].default if other_name in specs else None)
