@@ -32,7 +32,7 @@ EXPECTED = [
 ]  # fmt: skip
 
 #: Names the package module holds for its own use (imports), not exported.
-IMPLEMENTATION = {"annotations", "importlib", "Any", "TYPE_CHECKING"}
+IMPLEMENTATION = {"annotations"}
 
 
 def test_all_is_what_the_docs_promise() -> None:

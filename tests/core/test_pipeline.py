@@ -245,3 +245,14 @@ def test_sync_generate_refuses_to_run_inside_an_event_loop(config):
 
     with pytest.raises(RuntimeError, match="agenerate"):
         asyncio.run(inner())
+
+
+async def test_resuming_a_finished_job_keeps_its_id_and_result(config, server, mp4_bytes):
+    provider = FakeProvider(Script(url=server.add("/v.mp4", mp4_bytes)))
+    job = await reelgen.submit(_request(), provider, config=config)
+    result = await job.wait()
+    again = reelgen.resume(job.id, config=config, provider=provider)
+    assert again.done and again.id == job.id and again.task_id == "task-1"
+    assert (await again.wait()) == result
+    assert (await again.status()).state == "succeeded"
+    assert await again.cancel() is False

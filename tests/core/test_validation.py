@@ -355,3 +355,13 @@ def test_check_request_checks_only_this_providers_options() -> None:
     assert check_request(req, caps, provider=P) == []
     with pytest.raises(ValidationError, match="unknown option"):
         check_request(request(options={P: {"nope": 1}}), caps, provider=P)
+
+
+def test_requires_without_a_value_needs_the_other_option_truthy() -> None:
+    specs = {
+        "audio_url": OptionSpec(type="str", doc="", requires=("audio",)),
+        "audio": OptionSpec(type="bool", doc="", default=False),
+    }
+    check_options({"audio_url": "https://x/a.mp3", "audio": True}, specs, provider="p")
+    with pytest.raises(ValidationError, match=r"p\.audio_url needs p\.audio to be set"):
+        check_options({"audio_url": "https://x/a.mp3"}, specs, provider="p")

@@ -13,8 +13,8 @@ package is cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from .capabilities import Capabilities, OptionSpec, ResolutionTier
 from .contract import SCHEMA_VERSION, VideoRequest, VideoResult
@@ -42,7 +42,7 @@ from .errors import (
 from .hookspecs import hookimpl
 from .provider import JobStatus, Provider, ProviderJob, ProviderOutput
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from .config import Config, load_config
     from .events import Event
     from .jobs import Job
@@ -115,11 +115,11 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'reelgen' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(_importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 

@@ -31,6 +31,8 @@ class OptionSpec:
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    #: Other options this one needs when it is given: `"name=value"` (that value, compared
+    #: case-insensitively as text) or `"name"` (set to a true value). Defaults count.
     requires: tuple[str, ...] = ()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
 import attrs
@@ -222,22 +222,71 @@ class VideoRequest:
         return dict(self.options.get(provider, {}))
 
 
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_RESULT_SIZE_RE = re.compile(r"[0-9]+\*[0-9]+")
+
+
+def _measured(name: str) -> Any:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValidationError(f"result {attribute.name} must be a finite number > 0, got {value!r}", field=name)
+
+    return check
+
+
+def _result_size(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not _RESULT_SIZE_RE.fullmatch(value):
+        raise ValidationError(f"result size must be 'W*H' as measured, got {value!r}", field="size")
+
+
+def _result_sha256(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not _SHA256_RE.fullmatch(value):
+        raise ValidationError(f"result sha256 must be 64 lowercase hex digits, got {value!r}", field="sha256")
+
+
+def _result_bytes(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(f"result bytes must be a whole number >= 1, got {value!r}", field="bytes")
+
+
+def _result_seed(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValidationError(f"result seed must be a whole number or None, got {value!r}", field="seed")
+
+
+def _non_empty(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"result {attribute.name} must be a non-empty string", field=attribute.name)
+
+
+def _string_list(value: Iterable[str]) -> list[str]:
+    return [str(item) for item in value]
+
+
+def _plain_dict(value: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(value)
+
+
 @attrs.frozen(kw_only=True)
 class VideoResult:
-    """What was actually produced, measured from the stored file."""
+    """What was actually produced, measured from the stored file.
 
-    video_url: str
-    duration: float
-    fps: float
-    seed: int | None
-    size: str
-    provider: str
-    model: str
-    sha256: str
-    bytes: int
+    Validated on construction like the request: a provider or storage plugin that reports
+    a non-positive duration, a malformed size or hash cannot produce a result.
+    """
+
+    video_url: str = attrs.field(validator=_non_empty)
+    duration: float = attrs.field(validator=_measured("duration"))
+    fps: float = attrs.field(validator=_measured("fps"))
+    seed: int | None = attrs.field(validator=_result_seed)
+    size: str = attrs.field(validator=_result_size)
+    provider: str = attrs.field(validator=_non_empty)
+    model: str = attrs.field(validator=_non_empty)
+    sha256: str = attrs.field(validator=_result_sha256)
+    bytes: int = attrs.field(validator=_result_bytes)
     task_id: str | None = None
     source_url: str | None = None
     expires_at: str | None = None
     cached: bool = False
-    warnings: list[str] = attrs.field(factory=list, converter=list, hash=False)
-    usage: dict[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    warnings: list[str] = attrs.field(factory=list, converter=_string_list, hash=False)
+    usage: dict[str, Any] = attrs.field(factory=dict, converter=_plain_dict, hash=False)

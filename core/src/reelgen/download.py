@@ -7,6 +7,7 @@ stay under the size cap; otherwise it is deleted and `IntegrityError` is raised.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import tempfile
@@ -40,7 +41,7 @@ class VideoSource:
     key: str
     content_type: str = "video/mp4"
 
-    def open(self) -> IO[bytes]:
+    def open(self) -> IO[builtins.bytes]:
         return self.path.open("rb")
 
 
@@ -68,9 +69,10 @@ def download_video(
     digest = hashlib.sha256()
     received = 0
     try:
-        with os.fdopen(fd, "wb") as out, httpx.stream(
-            "GET", url, headers=dict(headers or {}), timeout=timeout, follow_redirects=True
-        ) as response:
+        with (
+            os.fdopen(fd, "wb") as out,
+            httpx.stream("GET", url, headers=dict(headers or {}), timeout=timeout, follow_redirects=True) as response,
+        ):
             if response.status_code in (408, 429) or response.status_code >= 500:
                 raise TransientError(f"download answered HTTP {response.status_code}", status_code=response.status_code)
             if response.status_code != 200:

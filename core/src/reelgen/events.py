@@ -14,7 +14,15 @@ EventKind = Literal[
     "submitted", "status", "progress", "downloaded", "stored", "cache_hit", "succeeded", "failed", "cancelled"
 ]
 EVENT_KINDS: tuple[str, ...] = (
-    "submitted", "status", "progress", "downloaded", "stored", "cache_hit", "succeeded", "failed", "cancelled"
+    "submitted",
+    "status",
+    "progress",
+    "downloaded",
+    "stored",
+    "cache_hit",
+    "succeeded",
+    "failed",
+    "cancelled",
 )
 
 

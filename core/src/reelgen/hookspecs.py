@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     import click
 
     from .contract import VideoRequest, VideoResult
+    from .download import VideoSource
     from .events import Event
     from .provider import ProviderFactory
-    from .download import VideoSource
 
 __all__ = ["hookimpl", "hookspec"]
 

@@ -103,7 +103,8 @@ class Job:
     async def status(self) -> JobStatus:
         """Ask the provider once for the job's state (no waiting, no download)."""
         if self._result is not None or self.provider_job is None:
-            return JobStatus(state="succeeded", raw_status="CACHED" if self._result else None)
+            raw = "CACHED" if self._result is not None and self._result.cached else "SUCCEEDED"
+            return JobStatus(state="succeeded", raw_status=raw)
         return await self.provider.poll(self.provider_job)
 
     async def cancel(self) -> bool:
@@ -208,7 +209,8 @@ class Job:
             if status.state == "succeeded":
                 if status.output is None:
                     raise ProviderFailed(
-                        "the provider reported success without a video URL", provider=self.provider.name,
+                        "the provider reported success without a video URL",
+                        provider=self.provider.name,
                         task_id=job.task_id,
                     )
                 return status.output
@@ -352,7 +354,7 @@ class Job:
             stored = await acall_firstresult(pm.hook.reelgen_store_video, request=request, result=draft, source=source)
         except StorageError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any storage plugin failure is a storage error
+        except Exception as exc:
             raise StorageError(f"storing the video failed: {type(exc).__name__}: {exc}") from exc
         if not isinstance(stored, VideoResult):
             raise StorageError("no storage plugin stored the video (reelgen_store_video returned nothing)")
@@ -372,13 +374,19 @@ class Job:
                 if asyncio.iscoroutine(outcome):
                     try:
                         await outcome
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         log.exception("cache plugin %s failed to store %s", impl.plugin_name, self.key)
         job = self.provider_job
         timing = None
         if job is not None and self.request is not None:
             width, height = parse_size(self.request.size)
-            timing = (self.provider.name, job.model, self.request.duration, width * height, time.time() - job.submitted_at)
+            timing = (
+                self.provider.name,
+                job.model,
+                self.request.duration,
+                width * height,
+                time.time() - job.submitted_at,
+            )
         self._save_state("succeeded", result=result, timing=timing)
 
     def _save_state(
@@ -393,7 +401,7 @@ class Job:
             return
         try:
             self._jobs.job_update(self.id, state=state, result=result, error=error, timing=timing)
-        except Exception:  # noqa: BLE001 - the job store is a convenience; the result stands
+        except Exception:
             log.warning("could not update job %s in the job store", self.id, exc_info=True)
 
     def _record_failure(self, exc: ReelgenError) -> None:

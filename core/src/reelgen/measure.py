@@ -12,9 +12,7 @@ def _mentions(warnings: list[str], field: str) -> bool:
     return any(w.startswith(f"{field}:") for w in warnings)
 
 
-def measurement_warnings(
-    request: VideoRequest, probe: VideoProbe, *, seed: int | None, known: list[str]
-) -> list[str]:
+def measurement_warnings(request: VideoRequest, probe: VideoProbe, *, seed: int | None, known: list[str]) -> list[str]:
     """Warnings for every difference between `request` and `probe`.
 
     A field already explained by an earlier warning (from validation) is not repeated;

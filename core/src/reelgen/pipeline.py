@@ -135,7 +135,7 @@ async def submit(
                     key=key,
                     request=request,
                 )
-            except Exception:  # noqa: BLE001 - resume is a convenience; the job goes on
+            except Exception:
                 log.warning("could not record job %s in the job store", provider_job.id, exc_info=True)
         job.emit("submitted", task_id=provider_job.task_id, seed=provider_job.seed)
         return job
@@ -220,11 +220,6 @@ def resume(
     request = None
     if record is not None and record.request is not None:
         request = structure(record.request, VideoRequest)
-    if record is not None and record.result is not None and record.state == "succeeded":
-        return Job(
-            provider=chosen, config=config, request=request, key=record.key, warnings=[], result=record.result,
-            deadline_at=time.monotonic(), on_event=on_event, jobs=jobs,
-        )
     if record is not None:
         data = dict(record.job)
         provider_job = ProviderJob(
@@ -237,9 +232,9 @@ def resume(
             data=data.get("data", {}),
         )
     else:
-        provider_job = ProviderJob(
-            provider=name, model=chosen.capabilities.model, task_id=task_id, submitted_at=time.time()
-        )
+        provider_job = ProviderJob(provider=name, model=chosen.capabilities.model, task_id=task_id, submitted_at=time.time())
+    # A job that already finished comes back done, with its result; it still has its id.
+    finished = record.result if record is not None and record.state == "succeeded" else None
     return Job(
         provider=chosen,
         config=config,
@@ -247,8 +242,8 @@ def resume(
         key=record.key if record is not None else None,
         warnings=[],
         job=provider_job,
+        result=finished,
         deadline_at=time.monotonic() + (deadline if deadline is not None else config.deadline),
         on_event=on_event,
         jobs=jobs,
     )
-

@@ -96,7 +96,7 @@ def _load_one(pm: pluggy.PluginManager, entry_point: importlib.metadata.EntryPoi
     try:
         plugin = entry_point.load()
         pm.register(plugin, name=entry_point.name)
-    except (Exception, SystemExit) as exc:  # a broken plugin must never take the program down
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plugin must never take the program down
         return PluginFailure(entry_point.name, dist, f"{type(exc).__name__}: {exc}")
     try:
         pm.check_pending()
@@ -197,6 +197,6 @@ def call_safely(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call an observer; log and swallow what it raises (events must not break a generation)."""
     try:
         return func(*args, **kwargs)
-    except Exception:  # noqa: BLE001 - observers are not allowed to fail the pipeline
+    except Exception:
         log.exception("reelgen event observer %r raised", func)
         return None

@@ -68,7 +68,7 @@ def _build(name: str, provider_config: Mapping[str, Any]) -> Provider:
         provider = entry.factory(dict(provider_config))
     except (ConfigError, PluginError):
         raise
-    except Exception as exc:  # noqa: BLE001 - report a broken factory as a configuration problem
+    except Exception as exc:
         raise ConfigError(f"provider {name!r} could not be set up: {type(exc).__name__}: {exc}") from exc
     if not isinstance(provider, Provider):
         raise PluginError(f"provider {name!r} (plugin {entry.plugin!r}) does not implement reelgen.Provider")

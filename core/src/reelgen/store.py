@@ -259,7 +259,7 @@ class SqliteStore:
         if not rows:
             return None
         work = duration * pixels
-        return statistics.median(seconds * work / max(1.0, d * p) for d, p, seconds in rows)
+        return float(statistics.median(seconds * work / max(1.0, d * p) for d, p, seconds in rows))
 
 
 _stores: dict[Path, SqliteStore] = {}

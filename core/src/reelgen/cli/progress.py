@@ -62,10 +62,11 @@ class ProgressReporter:
         if self._progress is not None:
             self._progress.update(self._task, description=phase, completed=fraction or 0.0, detail=detail)
             return
-        line = f"{phase} {detail}".strip()
-        if line != self._last_line and not line.startswith(("generating", "downloading")) or phase != self._last_line.split(" ", 1)[0]:
-            print(f"[{_seconds(time.monotonic() - self.started)}] {line}", file=sys.stderr, flush=True)
-        self._last_line = line
+        # Without a terminal, print a line when the phase changes, not on every tick.
+        if phase != self._last_line:
+            elapsed = _seconds(time.monotonic() - self.started)
+            print(f"[{elapsed}] {phase} {detail}".rstrip(), file=sys.stderr, flush=True)
+        self._last_line = phase
 
     def __call__(self, event: Event) -> None:
         data = event.data
