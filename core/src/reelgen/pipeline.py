@@ -232,7 +232,9 @@ def resume(
             data=data.get("data", {}),
         )
     else:
-        provider_job = ProviderJob(provider=name, model=chosen.capabilities.model, task_id=task_id, submitted_at=time.time())
+        provider_job = ProviderJob(
+            provider=name, model=chosen.capabilities.model, task_id=task_id, submitted_at=time.time()
+        )
     # A job that already finished comes back done, with its result; it still has its id.
     finished = record.result if record is not None and record.state == "succeeded" else None
     return Job(

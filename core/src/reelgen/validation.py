@@ -189,7 +189,9 @@ def check_options(options: Mapping[str, Any], specs: Mapping[str, OptionSpec], *
                     f"option {provider}.{name} needs {provider}.{other_name}={wanted}", field="options"
                 )
             if not wanted and not actual:
-                raise ValidationError(f"option {provider}.{name} needs {provider}.{other_name} to be set", field="options")
+                raise ValidationError(
+                    f"option {provider}.{name} needs {provider}.{other_name} to be set", field="options"
+                )
 
 
 def check_request(request: VideoRequest, capabilities: Capabilities, *, provider: str) -> list[str]:
