@@ -39,10 +39,14 @@ def import_cost() -> None:
     with_reelgen = _median_seconds([python, "-c", "import reelgen"])
     leaked = subprocess.run(
         [python, "-c", f"import sys, reelgen; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
-    print(f"import reelgen: {1000 * (with_reelgen - bare):.1f} ms over a bare interpreter "
-          f"({1000 * with_reelgen:.1f} ms vs {1000 * bare:.1f} ms, ratio {with_reelgen / bare:.2f})")
+    print(
+        f"import reelgen: {1000 * (with_reelgen - bare):.1f} ms over a bare interpreter "
+        f"({1000 * with_reelgen:.1f} ms vs {1000 * bare:.1f} ms, ratio {with_reelgen / bare:.2f})"
+    )
     print(f"heavy modules imported by `import reelgen`: {leaked or 'none'} (target: none)")
     help_time = _median_seconds([python, "-m", "reelgen", "--help"])
     print(f"reelgen --help: {1000 * help_time:.1f} ms (ratio to bare interpreter {help_time / bare:.2f})")
@@ -79,8 +83,9 @@ class InstantProvider:
         import reelgen
 
         self.count += 1
-        return reelgen.ProviderJob(provider=self.name, model="instant-1", task_id=str(self.count),
-                                   submitted_at=time.time(), seed=1)
+        return reelgen.ProviderJob(
+            provider=self.name, model="instant-1", task_id=str(self.count), submitted_at=time.time(), seed=1
+        )
 
     async def poll(self, job):  # type: ignore[no-untyped-def]
         import reelgen
@@ -122,9 +127,11 @@ def pipeline_cost(runs: int = 60) -> None:
 
         samples = asyncio.run(many())[5:]  # the first calls pay one-off imports
     median = statistics.median(samples)
-    print(f"pipeline overhead per generation: {1000 * median:.2f} ms median over {len(samples)} runs "
-          f"(target < 5 ms: ratio {1000 * median / 5:.2f}); "
-          f"{100 * median / 1.0:.2f} % of a 1 s generation (target < 2 %: ratio {100 * median / 2:.2f})")
+    print(
+        f"pipeline overhead per generation: {1000 * median:.2f} ms median over {len(samples)} runs "
+        f"(target < 5 ms: ratio {1000 * median / 5:.2f}); "
+        f"{100 * median / 1.0:.2f} % of a 1 s generation (target < 2 %: ratio {100 * median / 2:.2f})"
+    )
 
 
 if __name__ == "__main__":

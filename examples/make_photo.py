@@ -28,8 +28,9 @@ def draw(width: int = 960, height: int = 720) -> Image.Image:
         draw.rectangle([cx - 26 + band * 4, top - 25, cx + 26 - band * 4, top], fill=(200, 40, 40))
     draw.rectangle([cx - 22, sea - 300, cx + 22, sea - 260], fill=(255, 230, 120))
     draw.polygon([(cx, sea - 280), (cx - 400, sea - 330), (cx - 400, sea - 230)], fill=(255, 240, 170))
-    draw.ellipse([int(width * 0.15), int(height * 0.15), int(width * 0.15) + 70, int(height * 0.15) + 70],
-                 fill=(255, 250, 230))
+    draw.ellipse(
+        [int(width * 0.15), int(height * 0.15), int(width * 0.15) + 70, int(height * 0.15) + 70], fill=(255, 250, 230)
+    )
     return image
 
 

@@ -7,6 +7,8 @@ import tempfile
 
 from hypothesis import HealthCheck, settings
 
+from tests.helpers.fixtures import config, mp4_bytes, photo  # noqa: F401 - shared fixtures
+
 # Never touch the real user's cache, config or state: platformdirs follows XDG on Linux.
 _home = tempfile.mkdtemp(prefix="reelgen-tests-home-")
 for _variable in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME"):

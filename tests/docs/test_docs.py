@@ -61,8 +61,12 @@ EXAMPLES = [(path, line, code) for path in DOCS for line, code in python_blocks(
     ("path", "line", "code"), EXAMPLES, ids=[f"{p.relative_to(ROOT)}:{line}" for p, line, _ in EXAMPLES]
 )
 def test_python_examples_run(path, line, code, tmp_path):
-    env = {**os.environ, "REELGEN_CACHE_URL": f"sqlite:///{tmp_path / 'cache.db'}",
-           "REELGEN_JOBS_URL": f"sqlite:///{tmp_path / 'jobs.db'}"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=180)
+    env = {
+        **os.environ,
+        "REELGEN_CACHE_URL": f"sqlite:///{tmp_path / 'cache.db'}",
+        "REELGEN_JOBS_URL": f"sqlite:///{tmp_path / 'jobs.db'}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, f"{path.name}:{line} failed:\n{done.stderr[-3000:]}"

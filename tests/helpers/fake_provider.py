@@ -51,8 +51,11 @@ class FakeProvider:
         if self.script.submit_errors:
             raise self.script.submit_errors.pop(0)
         return ProviderJob(
-            provider=self.name, model=self.capabilities.model, task_id=f"task-{len(self.calls)}",
-            submitted_at=time.time(), seed=self.script.seed if request.seed is None else request.seed,
+            provider=self.name,
+            model=self.capabilities.model,
+            task_id=f"task-{len(self.calls)}",
+            submitted_at=time.time(),
+            seed=self.script.seed if request.seed is None else request.seed,
         )
 
     async def poll(self, job: ProviderJob) -> JobStatus:
@@ -69,8 +72,9 @@ class FakeProvider:
         if state == "failed" and self.script.failure is not None:
             raise self.script.failure
         if state == "succeeded":
-            output = ProviderOutput(source_url=self.script.url, usage={"seconds": 1}, seed=job.seed,
-                                    expires_at="2030-01-01T00:00:00Z")
+            output = ProviderOutput(
+                source_url=self.script.url, usage={"seconds": 1}, seed=job.seed, expires_at="2030-01-01T00:00:00Z"
+            )
             return JobStatus(state="succeeded", raw_status="SUCCEEDED", output=output)
         return JobStatus(state=state, raw_status=state.upper())
 

@@ -29,7 +29,7 @@ class FileServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 served = server.files.get(self.path.split("?", 1)[0])
                 if served is None:
                     self.send_error(404)

@@ -50,7 +50,9 @@ class PreviewProvider:
         config = dict(config or {})
         unknown = set(config) - {"work_dir", "workers"}
         if unknown:
-            raise ConfigError(f"providers.preview: unknown key(s) {', '.join(sorted(unknown))} (known: work_dir, workers)")
+            raise ConfigError(
+                f"providers.preview: unknown key(s) {', '.join(sorted(unknown))} (known: work_dir, workers)"
+            )
         default_dir = Path(tempfile.gettempdir()) / "reelgen-preview"
         self.work_dir = Path(config.get("work_dir", default_dir)).expanduser()
         workers = config.get("workers", 2)
@@ -156,22 +158,28 @@ class PreviewProvider:
             if path.exists():
                 return self._succeeded(job, path)
             if "params" not in job.data:
-                raise TaskExpired("preview job unknown here and no render parameters to redo it", provider=self.name,
-                                  task_id=job.task_id)
+                raise TaskExpired(
+                    "preview job unknown here and no render parameters to redo it",
+                    provider=self.name,
+                    task_id=job.task_id,
+                )
             # Resumed from another process: the parameters are in the job, so render again.
             self._start(job)
             return JobStatus(state="queued", raw_status="QUEUED")
         if future.cancelled():
             return JobStatus(state="cancelled", raw_status="CANCELLED")
         if not future.done():
-            return JobStatus(state="running" if future.running() else "queued",
-                             raw_status="RUNNING" if future.running() else "QUEUED")
+            return JobStatus(
+                state="running" if future.running() else "queued",
+                raw_status="RUNNING" if future.running() else "QUEUED",
+            )
         error = future.exception()
         if isinstance(error, RenderStopped):
             return JobStatus(state="cancelled", raw_status="CANCELLED")
         if error is not None:
-            raise ProviderFailed(f"preview render failed: {error}", provider=self.name, code=type(error).__name__,
-                                 task_id=job.task_id)
+            raise ProviderFailed(
+                f"preview render failed: {error}", provider=self.name, code=type(error).__name__, task_id=job.task_id
+            )
         return self._succeeded(job, path)
 
     def _succeeded(self, job: ProviderJob, path: Path) -> JobStatus:
