@@ -9,13 +9,12 @@ status, cancel, and a poll schedule. Jobs render on a thread pool; the finished 
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
-import json
 import os
 import random
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,10 @@ class PreviewProvider:
         workers = config.get("workers", 2)
         if not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"providers.preview.workers must be a whole number >= 1, got {workers!r}")
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reelgen-preview")
+        # Daemon threads, not a ThreadPoolExecutor: a process that submits and exits must not
+        # hang until the render ends (executors join their threads at exit). An abandoned
+        # job is not lost: its parameters are in the job store and `resume` renders it.
+        self._slots = threading.BoundedSemaphore(workers)
         self._lock = threading.Lock()
         self._renders: dict[str, concurrent.futures.Future[None]] = {}
         self._stops: dict[str, threading.Event] = {}
@@ -98,7 +100,10 @@ class PreviewProvider:
             "prompt": request.prompt,
             "render_delay": float(options.get("render_delay", 0.0)),
         }
-        task_id = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
+        # Every submission is its own job, even for an identical request: cancelling one
+        # must never cancel (or hand back) another. The id is all another process needs,
+        # with the parameters the job store keeps, to finish the render.
+        task_id = uuid.uuid4().hex
         job = ProviderJob(
             provider=self.name,
             model=CAPABILITIES.model,
@@ -112,12 +117,26 @@ class PreviewProvider:
 
     def _start(self, job: ProviderJob) -> None:
         with self._lock:
-            future = self._renders.get(job.task_id)
-            if future is not None and not future.cancelled():
+            if job.task_id in self._renders:
                 return
             stop = threading.Event()
+            future: concurrent.futures.Future[None] = concurrent.futures.Future()
             self._stops[job.task_id] = stop
-            self._renders[job.task_id] = self._pool.submit(self._render, job, stop)
+            self._renders[job.task_id] = future
+        threading.Thread(
+            target=self._run, args=(job, stop, future), name=f"reelgen-preview-{job.task_id[:8]}", daemon=True
+        ).start()
+
+    def _run(self, job: ProviderJob, stop: threading.Event, future: concurrent.futures.Future[None]) -> None:
+        with self._slots:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                self._render(job, stop)
+            except BaseException as exc:  # noqa: BLE001 - the job's outcome, reported by poll()
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
 
     def _render(self, job: ProviderJob, stop: threading.Event) -> None:
         params = job.data["params"]
@@ -206,7 +225,9 @@ class PreviewProvider:
         return min(0.5, 0.02 * (2**attempt))
 
     async def aclose(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            for stop in self._stops.values():
+                stop.set()
 
 
 def _write_atomic(path: Path, content: bytes) -> None:
