@@ -1,0 +1,197 @@
+"""The provider's own configuration: the `[providers.bailian_wan]` section of reelgen.toml.
+
+The API key is never part of it: it comes from `DASHSCOPE_API_KEY` or the file named by
+`api_key_file`, is read when a call needs it, and is passed to the SDK per call (never
+set on the `dashscope` module, never logged, never stored).
+
+Which endpoint a provider talks to, first match wins:
+
+1. `emulator = true`: the bundled emulator, started in this process;
+2. the `DASHSCOPE_HTTP_BASE_URL` environment variable (the SDK's own; the environment
+   overrides files, as everywhere in reelgen);
+3. `base_url`;
+4. `region`'s documented base URL.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from reelgen.errors import AuthenticationError, ConfigError
+
+from .capabilities import PROVIDER
+
+__all__ = [
+    "EMULATOR_API_KEY",
+    "FLASH_REGIONS",
+    "REGIONS",
+    "WanConfig",
+    "load_api_key",
+    "parse_config",
+]
+
+#: Region id -> base URL. `{workspace}` is filled from the `workspace` setting.
+REGIONS: dict[str, str] = {
+    "cn-beijing": "https://dashscope.aliyuncs.com/api/v1",
+    "ap-southeast-1": "https://dashscope-intl.aliyuncs.com/api/v1",
+    "us-east-1": "https://dashscope-us.aliyuncs.com/api/v1",
+    "eu-central-1": "https://{workspace}.eu-central-1.maas.aliyuncs.com/api/v1",
+}
+#: With a workspace, the documented (recommended) per-workspace host.
+_WORKSPACE_REGIONS: dict[str, str] = {
+    "ap-southeast-1": "https://{workspace}.ap-southeast-1.maas.aliyuncs.com/api/v1",
+}
+_ALIASES = {
+    "beijing": "cn-beijing",
+    "cn": "cn-beijing",
+    "singapore": "ap-southeast-1",
+    "intl": "ap-southeast-1",
+    "virginia": "us-east-1",
+    "us": "us-east-1",
+    "frankfurt": "eu-central-1",
+}
+#: Regions whose rate tables list wan2.6-i2v-flash (reference section 6).
+FLASH_REGIONS = ("cn-beijing", "ap-southeast-1")
+#: What the bundled emulator is called with; never a real key.
+EMULATOR_API_KEY = "sk-reelgen-emulator-placeholder"
+
+
+def _positive(name: str, integer: bool = False) -> Any:
+    def check(_: object, __: object, value: object) -> None:
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok or not (math.isfinite(value) and value > 0):  # type: ignore[arg-type, operator]
+            kind = "a whole number" if integer else "a number"
+            raise ConfigError(f"providers.{PROVIDER}.{name} must be {kind} greater than 0, got {value!r}")
+
+    return check
+
+
+def _optional_str(name: str) -> Any:
+    def check(_: object, __: object, value: object) -> None:
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ConfigError(f"providers.{PROVIDER}.{name} must be a non-empty string, got {value!r}")
+
+    return check
+
+
+def _bool(name: str) -> Any:
+    def check(_: object, __: object, value: object) -> None:
+        if not isinstance(value, bool):
+            raise ConfigError(f"providers.{PROVIDER}.{name} must be true or false, got {value!r}")
+
+    return check
+
+
+def _region(value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"providers.{PROVIDER}.region must be a string, got {value!r}")
+    region = _ALIASES.get(value.strip().lower(), value.strip().lower())
+    if region not in REGIONS:
+        known = ", ".join(REGIONS)
+        raise ConfigError(f"providers.{PROVIDER}.region {value!r} is not a DashScope region; use one of: {known}")
+    return region
+
+
+@attrs.frozen(kw_only=True)
+class WanConfig:
+    """Validated provider settings. Every field is documented in docs/providers/bailian_wan.md."""
+
+    region: str = attrs.field(default="cn-beijing", converter=_region)
+    base_url: str | None = attrs.field(default=None, validator=_optional_str("base_url"))
+    workspace: str | None = attrs.field(default=None, validator=_optional_str("workspace"))
+    api_key_file: str | None = attrs.field(default=None, validator=_optional_str("api_key_file"))
+    #: Tasks this provider instance keeps in flight at once (the account's documented limit).
+    max_concurrency: int = attrs.field(default=5, validator=_positive("max_concurrency", integer=True))
+    #: Task creations per second (the account's documented limit).
+    submit_rate: float = attrs.field(default=5.0, validator=_positive("submit_rate"))
+    #: Status queries and cancels per second (the account's documented limit).
+    query_rate: float = attrs.field(default=20.0, validator=_positive("query_rate"))
+    #: Seconds one HTTP call may take before it counts as failed.
+    request_timeout: float = attrs.field(default=60.0, validator=_positive("request_timeout"))
+    #: Start the bundled DashScope emulator in this process and talk to it.
+    emulator: bool = attrs.field(default=False, validator=_bool("emulator"))
+    #: The emulator's time scale (0.02: a two-minute generation takes 2.4 s).
+    emulator_time_scale: float = attrs.field(default=0.02, validator=_positive("emulator_time_scale"))
+    #: Multiplies every polling constant (priors, minimum and maximum intervals); for
+    #: emulators that compress time. Defaults to `emulator_time_scale` with `emulator = true`.
+    time_scale: float | None = attrs.field(default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if self.time_scale is not None:
+            _positive("time_scale")(None, None, self.time_scale)
+        if self.region == "eu-central-1" and self.workspace is None and self.base_url is None:
+            raise ConfigError(
+                f"providers.{PROVIDER}.region eu-central-1 is served per workspace: set "
+                f"providers.{PROVIDER}.workspace (or base_url)"
+            )
+
+    @property
+    def clock_scale(self) -> float:
+        """The factor applied to polling constants."""
+        if self.time_scale is not None:
+            return self.time_scale
+        return self.emulator_time_scale if self.emulator else 1.0
+
+    def base_url_for(self, environ: Mapping[str, str] | None = None) -> str:
+        """The API base URL, without the emulator (which only knows its URL once started)."""
+        environ = os.environ if environ is None else environ
+        from_env = environ.get("DASHSCOPE_HTTP_BASE_URL", "").strip()
+        if from_env:
+            return from_env.rstrip("/")
+        if self.base_url is not None:
+            return self.base_url.strip().rstrip("/")
+        template = REGIONS[self.region]
+        if self.workspace is not None:
+            template = _WORKSPACE_REGIONS.get(self.region, template)
+        return template.format(workspace=self.workspace or "")
+
+    def endpoint_overridden(self, environ: Mapping[str, str] | None = None) -> bool:
+        """True when the endpoint is not the region's default (so region rules do not apply)."""
+        environ = os.environ if environ is None else environ
+        return self.emulator or bool(environ.get("DASHSCOPE_HTTP_BASE_URL", "").strip()) or self.base_url is not None
+
+
+_FIELDS = tuple(field.name for field in attrs.fields(WanConfig))
+
+
+def parse_config(config: Mapping[str, Any]) -> WanConfig:
+    """Build a `WanConfig` from the config mapping; unknown keys and bad values are `ConfigError`."""
+    unknown = sorted(set(config) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) providers.{PROVIDER}.{', '.join(unknown)}; known: {', '.join(_FIELDS)}")
+    try:
+        return WanConfig(**dict(config))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"providers.{PROVIDER}: {exc}") from exc
+
+
+def load_api_key(config: WanConfig, environ: Mapping[str, str] | None = None) -> str:
+    """The API key: `DASHSCOPE_API_KEY`, else the `api_key_file`. Never logged or stored."""
+    environ = os.environ if environ is None else environ
+    key = environ.get("DASHSCOPE_API_KEY", "").strip()
+    if key:
+        return key
+    if config.api_key_file is not None:
+        path = Path(config.api_key_file).expanduser()
+        try:
+            key = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise AuthenticationError(
+                f"cannot read the DashScope API key file named by providers.{PROVIDER}.api_key_file "
+                f"({str(path)!r}: {exc.strerror})",
+                provider=PROVIDER,
+            ) from None
+        if key:
+            return key
+        raise AuthenticationError(f"the DashScope API key file {str(path)!r} is empty", provider=PROVIDER)
+    raise AuthenticationError(
+        "no DashScope API key: set DASHSCOPE_API_KEY, or name a file holding it in "
+        f"providers.{PROVIDER}.api_key_file (or set providers.{PROVIDER}.emulator = true to try the emulator)",
+        provider=PROVIDER,
+    )

@@ -1,0 +1,492 @@
+"""`BailianWanProvider`: `wan2.6-i2v-flash` through the official dashscope SDK.
+
+The core drives it (validate, submit, poll on `poll_delay`'s schedule, cancel) and does
+everything else (retries, downloads, storage). What this class adds:
+
+* the request mapping (`mapping`), the error taxonomy (`errors`), the poll schedule
+  (`polling`) and the account limits (`limits`), each in its own module;
+* blocking SDK calls in daemon threads (`blocking`), each naming its endpoint and key
+  (`sdk`), so instances with different endpoints coexist and no loop is captured;
+* the bundled emulator, started on first use when `emulator = true`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from reelgen.contract import VideoRequest
+from reelgen.errors import (
+    AuthenticationError,
+    ProviderError,
+    ProviderFailed,
+    RateLimited,
+    SubmissionUnknown,
+    TransientError,
+)
+from reelgen.images import ImageData, is_remote, read_image, to_data_uri
+from reelgen.provider import JobStatus, ProviderJob
+
+from .blocking import run_blocking
+from .capabilities import CAPABILITIES, MODEL, PROVIDER
+from .config import EMULATOR_API_KEY, WanConfig, load_api_key
+from .errors import error_for_failed_task, error_for_response, expired_task
+from .limits import ConcurrencyLimiter, RateLimiter
+from .mapping import build_call, resolve_tier, validate_request
+from .polling import RunTimes, Schedule, TaskView, parse_server_time
+from .results import succeeded_output
+
+if TYPE_CHECKING:
+    from .emulator import DashScopeEmulator
+
+__all__ = ["BailianWanProvider"]
+
+log = logging.getLogger("reelgen_bailian_wan")
+
+T = TypeVar("T")
+
+_SEED_MAX = CAPABILITIES.seed_range[1]
+_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
+#: Task views kept for scheduling; the oldest go first (abandoned jobs are never polled again).
+_MAX_VIEWS = 2048
+_STATES = {"PENDING": "queued", "SUSPENDED": "queued", "RUNNING": "running"}
+#: Seconds a slot is held for a create beyond its read timeout (connecting, the SDK's import).
+_CREATE_GRACE = 30.0
+#: Seconds a temporary upload (upload = "oss") may take.
+_UPLOAD_TIMEOUT = 120.0
+
+
+class BailianWanProvider:
+    """The `bailian_wan` provider. Build it with `reelgen_bailian_wan.create_provider(config)`."""
+
+    name = PROVIDER
+    capabilities = CAPABILITIES
+
+    def __init__(self, config: WanConfig | None = None) -> None:
+        self.config = config or WanConfig()
+        self._slots = ConcurrencyLimiter(self.config.max_concurrency)
+        self._submits = RateLimiter(self.config.submit_rate)
+        self._queries = RateLimiter(self.config.query_rate)
+        self.run_times = RunTimes(scale=self.config.clock_scale)
+        self._schedule = Schedule(self.run_times)
+        self._views: OrderedDict[str, TaskView] = OrderedDict()
+        self._lock = threading.Lock()
+        self._emulator: DashScopeEmulator | None = None
+
+    def __repr__(self) -> str:
+        return f"BailianWanProvider(region={self.config.region!r}, emulator={self.config.emulator})"
+
+    # -- validate ----------------------------------------------------------------------
+
+    def validate(self, request: VideoRequest) -> list[str]:
+        return validate_request(request, self.config)
+
+    # -- endpoint and key --------------------------------------------------------------
+
+    def _endpoint(self) -> tuple[str, str]:
+        """(base URL, API key) for the next call. The key is never stored on `self`."""
+        if self.config.emulator:
+            return self._start_emulator().base_url, EMULATOR_API_KEY
+        return self.config.base_url_for(), load_api_key(self.config)
+
+    def _start_emulator(self) -> DashScopeEmulator:
+        with self._lock:
+            if self._emulator is None:
+                from .emulator import DashScopeEmulator, EmulatorConfig
+
+                emulator = DashScopeEmulator(EmulatorConfig(time_scale=self.config.emulator_time_scale))
+                emulator.start()
+                log.info("started the DashScope emulator at %s", emulator.base_url)
+                self._emulator = emulator
+            return self._emulator
+
+    async def aclose(self) -> None:
+        with self._lock:
+            emulator, self._emulator = self._emulator, None
+        if emulator is not None:
+            await run_blocking(emulator.stop, timeout=10, name="emulator-stop")
+
+    # -- submit ------------------------------------------------------------------------
+
+    async def submit(self, request: VideoRequest) -> ProviderJob:
+        options = request.options_for(PROVIDER)
+        tier, _ = resolve_tier(request)
+        seed = request.seed if request.seed is not None else random.SystemRandom().randint(0, _SEED_MAX)
+        base_url, api_key = self._endpoint()
+        # The slot is taken first (so a queue of waiting submissions holds no images in
+        # memory) and kept until the task is seen to end.
+        lease = await self._slots.acquire(ttl=_UPLOAD_TIMEOUT + self.config.request_timeout + _CREATE_GRACE)
+        try:
+            with tempfile.TemporaryDirectory(prefix="reelgen-wan-") as scratch:
+                image = await self._image_input(request, base_url=base_url, api_key=api_key, scratch=Path(scratch))
+                call = build_call(request, seed=seed, image=image, tier=tier.name)
+                if "audio_url" in call and not is_remote(call["audio_url"]):
+                    call["audio_url"] = await self._upload(call["audio_url"], base_url=base_url, api_key=api_key)
+                response, submitted_at = await self._create(call, base_url=base_url, api_key=api_key)
+            task_id = self._created_task_id(response)
+        except BaseException:
+            self._slots.release(lease)
+            raise
+        view = TaskView(submitted_at=submitted_at, duration=int(request.duration), tier=tier.name)
+        self._remember(task_id, view)
+        self._slots.bind(lease, task_id, ttl=self._lease_ttl(view))
+        return ProviderJob(
+            provider=PROVIDER,
+            model=MODEL,
+            task_id=task_id,
+            submitted_at=submitted_at,
+            seed=seed,
+            data={  # type: ignore[arg-type]  # mypy's attrs plugin and the core's `converter=dict`
+                "resolution": tier.name,
+                "duration": int(request.duration),
+                "audio": bool(options.get("audio", True)),
+                "request_id": response.request_id or None,
+            },
+        )
+
+    async def _image_input(self, request: VideoRequest, *, base_url: str, api_key: str, scratch: Path) -> str:
+        """What goes in `img_url`: a URL as is, else a data URI, or an `oss://` upload."""
+        reference = request.reference_image
+        assert reference is not None  # required by the capabilities; checked by the core
+        if is_remote(reference):
+            return str(reference)
+        image = await run_blocking(lambda: read_image(reference), name="read-image")
+        if request.options_for(PROVIDER).get("upload", "inline") != "oss":
+            return to_data_uri(image)
+        return await self._upload(self._local_file(reference, image, scratch), base_url=base_url, api_key=api_key)
+
+    @staticmethod
+    def _local_file(reference: str | bytes, image: ImageData, scratch: Path) -> str:
+        if isinstance(reference, str) and not reference.lower().startswith("data:"):
+            return image.origin  # the resolved path (file:// and ~ already undone)
+        path = scratch / ("reference" + _EXTENSIONS.get(image.format, ".img"))
+        path.write_bytes(image.content)
+        return str(path)
+
+    async def _upload(self, path: str, *, base_url: str, api_key: str) -> str:
+        from . import sdk
+
+        def upload() -> str:
+            return sdk.upload_file(
+                path, model=MODEL, api_key=api_key, base_url=base_url, workspace=self.config.workspace
+            )
+
+        try:
+            return await run_blocking(upload, timeout=max(_UPLOAD_TIMEOUT, self.config.request_timeout), name="upload")
+        except asyncio.TimeoutError:
+            raise TransientError("the temporary upload to DashScope timed out", provider=PROVIDER) from None
+        except Exception as exc:  # noqa: BLE001 - classify whatever the SDK's upload raised
+            text = str(exc)
+            if "InvalidApiKey" in text:
+                raise AuthenticationError(text, provider=PROVIDER, code="InvalidApiKey") from None
+            raise TransientError(
+                f"the temporary upload to DashScope failed: {type(exc).__name__}: {text}", provider=PROVIDER
+            ) from None
+
+    async def _create(self, call: dict[str, Any], *, base_url: str, api_key: str) -> tuple[Any, float]:
+        """One create call. Classifies transport failures by whether a task can exist."""
+        import requests
+
+        from . import sdk
+
+        guard = threading.Lock()
+        state: dict[str, Any] = {"abandoned": False, "response": None}
+
+        token = await self._submits.acquire()
+
+        def create() -> Any:
+            try:
+                response = sdk.create_task(
+                    call,
+                    api_key=api_key,
+                    base_url=base_url,
+                    workspace=self.config.workspace,
+                    timeout=self.config.request_timeout,
+                )
+            finally:
+                self._submits.finish(token)
+            with guard:
+                state["response"] = response
+                abandoned = state["abandoned"]
+            if abandoned:
+                self._cancel_orphan(response, base_url=base_url, api_key=api_key)
+            return response
+
+        try:
+            response = await run_blocking(create, name="create")
+        except asyncio.CancelledError:
+            # Interrupted mid-create: if a task appears after all, cancel it (it is PENDING).
+            with guard:
+                state["abandoned"] = True
+                finished = state["response"]
+            if finished is not None:
+                threading.Thread(
+                    target=self._cancel_orphan,
+                    args=(finished,),
+                    kwargs={"base_url": base_url, "api_key": api_key},
+                    daemon=True,
+                ).start()
+            raise
+        except sdk.NotSent as exc:
+            raise TransientError(
+                f"could not connect to DashScope at {base_url} ({exc.__cause__ or exc}); no task was created",
+                provider=PROVIDER,
+            ) from None
+        except (sdk.MaybeSent, requests.exceptions.Timeout) as exc:
+            raise SubmissionUnknown(
+                f"the create call to {base_url} was sent but no answer came back ({type(exc).__name__}); a "
+                "billed task may exist: check the console or VideoSynthesis.list before submitting again",
+                provider=PROVIDER,
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - after sending, anything unexpected means "unknown"
+            raise SubmissionUnknown(
+                f"the create call failed in an unexpected way ({type(exc).__name__}: {exc}); a billed task "
+                "may exist: check the console before submitting again",
+                provider=PROVIDER,
+            ) from None
+        return response, time.time()
+
+    def _created_task_id(self, response: Any) -> str:
+        status = int(response.status_code)
+        if status != 200:
+            error = error_for_response(
+                status,
+                response.code,
+                response.message,
+                request_id=response.request_id,
+                phase="create",
+                headers=response.headers,
+            )
+            if isinstance(error, RateLimited):
+                self._submits.pause(error.retry_after or 1.0 * self.config.clock_scale)
+            raise error
+        output = response.output or {}
+        task_id = output.get("task_id")
+        if not task_id:
+            raise SubmissionUnknown(
+                "DashScope accepted the create call (HTTP 200) but sent no task id; a task may exist",
+                provider=PROVIDER,
+                request_id=response.request_id or None,
+            )
+        return str(task_id)
+
+    def _cancel_orphan(self, response: Any, *, base_url: str, api_key: str) -> None:
+        """Runs in a worker thread: a task created after its caller gave up is cancelled."""
+        from . import sdk
+
+        task_id = (response.output or {}).get("task_id") if response.status_code == 200 else None
+        if not task_id:
+            return
+        try:
+            answer = sdk.cancel_task(task_id, api_key=api_key, base_url=base_url, workspace=self.config.workspace)
+            stopped = answer.status_code == 200
+        except Exception:  # noqa: BLE001 - best effort, reported below
+            stopped = False
+        log.warning(
+            "task %s was created after its submission was interrupted; %s",
+            task_id,
+            "it was cancelled" if stopped else "it could not be cancelled and may be billed",
+        )
+
+    # -- poll --------------------------------------------------------------------------
+
+    async def poll(self, job: ProviderJob) -> JobStatus:
+        from . import sdk
+
+        view = self._view(job)
+        base_url, api_key = self._endpoint()
+
+        def fetch() -> Any:
+            return sdk.fetch_task(job.task_id, api_key=api_key, base_url=base_url, workspace=self.config.workspace)
+
+        response = await self._query(fetch, job, what="status query")
+        now = time.time()
+        if int(response.status_code) != 200:
+            error = error_for_response(
+                int(response.status_code),
+                response.code,
+                response.message,
+                request_id=response.request_id,
+                task_id=job.task_id,
+                phase="query",
+                headers=response.headers,
+            )
+            if isinstance(error, RateLimited):
+                self._queries.pause(error.retry_after or 1.0 * self.config.clock_scale)
+            raise error
+        output = dict(response.output or {})
+        status = output.get("task_status")
+        if not isinstance(status, str):
+            raise TransientError(
+                "DashScope answered the status query without a task_status",
+                provider=PROVIDER,
+                task_id=job.task_id,
+                request_id=response.request_id or None,
+            )
+        view.observe(status, output, now=now)
+        if status in _STATES:
+            self._slots.extend(job.task_id, self._lease_ttl(view))
+            return JobStatus(state=_STATES[status], raw_status=status)  # type: ignore[arg-type]
+        self._forget(job.task_id)
+        if status == "SUCCEEDED":
+            return self._succeeded(job, view, output, response)
+        if status == "FAILED":
+            raise error_for_failed_task(
+                output.get("code"), output.get("message"), request_id=response.request_id, task_id=job.task_id
+            )
+        if status == "CANCELED":
+            return JobStatus(state="cancelled", raw_status=status, message="the task was cancelled at DashScope")
+        if status == "UNKNOWN":
+            raise expired_task(job.task_id, response.request_id)
+        raise ProviderFailed(
+            f"DashScope reported an unrecognized task status {status!r}",
+            provider=PROVIDER,
+            task_id=job.task_id,
+            request_id=response.request_id or None,
+        )
+
+    def _succeeded(self, job: ProviderJob, view: TaskView, output: dict[str, Any], response: Any) -> JobStatus:
+        if not output.get("video_url"):
+            raise ProviderFailed(
+                "DashScope reported SUCCEEDED without a video_url",
+                provider=PROVIDER,
+                task_id=job.task_id,
+                request_id=response.request_id or None,
+            )
+        run, queue = view.server_durations(output)
+        if run is not None:
+            self.run_times.add(duration=view.duration, tier=view.tier, run=run, queue=queue)
+        finished_at = view.last_look_at or time.time()
+        end_time = parse_server_time(output.get("end_time"))
+        if end_time is not None and view.offset is not None:
+            finished_at = end_time + view.offset
+        usage = dict(response.usage) if response.usage is not None else None
+        return JobStatus(
+            state="succeeded",
+            raw_status="SUCCEEDED",
+            output=succeeded_output(
+                output,
+                usage,
+                finished_at=finished_at,
+                seed=job.seed,
+                tier=job.data.get("resolution"),
+                audio=job.data.get("audio"),
+            ),
+        )
+
+    async def _query(self, func: Callable[[], T], job: ProviderJob, *, what: str) -> T:
+        """A rate-limited query or cancel; transport failures are transient."""
+        import requests
+
+        token = await self._queries.acquire()
+
+        def call() -> T:
+            try:
+                return func()
+            finally:
+                self._queries.finish(token)
+
+        try:
+            return await run_blocking(call, timeout=self.config.request_timeout, name="query")
+        except asyncio.TimeoutError:
+            raise TransientError(
+                f"the {what} took longer than {self.config.request_timeout:g} s",
+                provider=PROVIDER,
+                task_id=job.task_id,
+            ) from None
+        except (requests.exceptions.RequestException, ValueError, KeyError, TypeError) as exc:
+            # Connection resets, timeouts, and 200s whose body is not the JSON we expect.
+            raise TransientError(
+                f"the {what} failed: {type(exc).__name__}: {exc}", provider=PROVIDER, task_id=job.task_id
+            ) from None
+
+    # -- cancel ------------------------------------------------------------------------
+
+    async def cancel(self, job: ProviderJob) -> bool:
+        """Cancel a PENDING task. A RUNNING one cannot be: it will finish and be billed."""
+        from . import sdk
+
+        base_url, api_key = self._endpoint()
+
+        def cancel() -> Any:
+            return sdk.cancel_task(job.task_id, api_key=api_key, base_url=base_url, workspace=self.config.workspace)
+
+        response = await self._query(cancel, job, what="cancel")
+        status_code = int(response.status_code)
+        if status_code == 200:
+            self._forget(job.task_id)
+            return True
+        if response.code == "UnsupportedOperation":
+            log.warning("%s", await self._why_not_cancelled(job))
+            return False
+        raise error_for_response(
+            status_code,
+            response.code,
+            response.message,
+            request_id=response.request_id,
+            task_id=job.task_id,
+            phase="cancel",
+            headers=response.headers,
+        )
+
+    async def _why_not_cancelled(self, job: ProviderJob) -> str:
+        prefix = f"task {job.task_id} cannot be cancelled: DashScope only cancels PENDING tasks"
+        try:
+            status = await self.poll(job)
+        except ProviderError as exc:
+            return f"{prefix} ({type(exc).__name__}: {exc})"
+        if status.raw_status == "RUNNING":
+            return f"{prefix}, and it is already RUNNING: it will finish and be billed"
+        if status.state == "succeeded":
+            return f"{prefix}, and it has already SUCCEEDED (billed)"
+        return f"{prefix} (it is {status.raw_status})"
+
+    # -- schedule ----------------------------------------------------------------------
+
+    def poll_delay(self, job: ProviderJob, attempt: int, elapsed: float) -> float:
+        with self._lock:
+            view = self._views.get(job.task_id)
+        if view is None:
+            # A job submitted elsewhere (resumed): look now, then schedule from what we see.
+            self._view(job)
+            return 0.0
+        return self._schedule.delay(view)
+
+    def _view(self, job: ProviderJob) -> TaskView:
+        with self._lock:
+            view = self._views.get(job.task_id)
+            if view is None:
+                view = TaskView(
+                    submitted_at=job.submitted_at,
+                    duration=float(job.data.get("duration", 5)),
+                    tier=str(job.data.get("resolution", "1080P")),
+                )
+                self._views[job.task_id] = view
+                self._trim_locked()
+            return view
+
+    def _remember(self, task_id: str, view: TaskView) -> None:
+        with self._lock:
+            self._views[task_id] = view
+            self._trim_locked()
+
+    def _trim_locked(self) -> None:
+        while len(self._views) > _MAX_VIEWS:
+            self._views.popitem(last=False)
+
+    def _forget(self, task_id: str) -> None:
+        """The task ended: free its concurrency slot."""
+        self._slots.release_key(task_id)
+
+    def _lease_ttl(self, view: TaskView) -> float:
+        """How long a task keeps its slot without being looked at: until it must have ended."""
+        end, spread = self._schedule.predicted_end(view)
+        return max(0.0, end - time.time()) + 3 * spread + 60 * self.config.clock_scale
