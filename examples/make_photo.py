@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 TARGET = Path(__file__).with_name("lighthouse.jpg")
 
 
-def draw(width: int = 960, height: int = 720) -> Image.Image:
+def draw(width: int = 1280, height: int = 720) -> Image.Image:
     image = Image.new("RGB", (width, height))
     draw = ImageDraw.Draw(image)
     for y in range(height):

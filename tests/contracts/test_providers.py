@@ -15,9 +15,6 @@ import pytest
 from tests.contracts.known_issues import KNOWN_FAILURES
 from tests.contracts.test_selftest import Outcome, run_pytest
 
-#: Until the bailian_wan plugin ships its own `reelgen_sandbox_bailian_wan` fixture.
-SANDBOX_PLUGINS = {"bailian_wan": ["-p", "bailian_sandbox"]}
-
 
 def _judge(provider: str, outcomes: list[Outcome], output: str) -> None:
     assert outcomes, f"no tests ran:\n{output[-3000:]}"
@@ -37,7 +34,7 @@ def _judge(provider: str, outcomes: list[Outcome], output: str) -> None:
 
 @pytest.mark.parametrize("provider", ["preview", "bailian_wan"])
 def test_the_suite_passes_our_providers(provider: str, tmp_path: Path) -> None:
-    process, outcomes = run_pytest(["--reelgen-provider", provider, *SANDBOX_PLUGINS.get(provider, [])], tmp_path)
+    process, outcomes = run_pytest(["--reelgen-provider", provider], tmp_path)
     _judge(provider, outcomes, process.stdout + process.stderr)
     passed = sum(o.state == "passed" for o in outcomes)
     assert passed >= 15, f"only {passed} suite tests passed for {provider}"

@@ -46,6 +46,11 @@ FAULT_KINDS: Mapping[str, type[ProviderError] | None] = {
 RETRIED_AS: Mapping[str, type[ProviderError]] = {"transient": TransientError, "rate_limited": RateLimited}
 
 
+def _plain_dict(value: Mapping[str, Any]) -> dict[str, Any]:
+    # A named converter: mypy's attrs plugin cannot see through `converter=dict`.
+    return dict(value)
+
+
 @attrs.frozen(kw_only=True)
 class ExpectedFault:
     """What the provider should report for an armed fault.
@@ -80,7 +85,7 @@ class Sandbox:
     """A provider's test double, as the suite sees it."""
 
     #: Merged over the provider's configuration (e.g. `{"base_url": emulator.base_url}`).
-    config: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+    config: Mapping[str, Any] = attrs.field(factory=dict, converter=_plain_dict)
     #: The sandbox runs on this machine, so nothing reaches a billed service.
     loopback: bool = True
     #: Jobs the sandbox has accepted so far (each would have been billed).
@@ -91,7 +96,7 @@ class Sandbox:
     #: what is sent, not what comes back.
     received: Callable[[str], Mapping[str, Any] | None] | None = None
     #: Options whose effect the sandbox cannot show in a result (name -> why).
-    invisible_options: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    invisible_options: Mapping[str, str] = attrs.field(factory=dict, converter=_plain_dict)
 
     @classmethod
     def coerce(cls, value: Sandbox | Mapping[str, Any] | None) -> Sandbox | None:

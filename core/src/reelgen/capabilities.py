@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import attrs
 
+from ._converters import plain_dict
+
 __all__ = ["Capabilities", "OptionSpec", "ResolutionTier"]
 
 CancelSupport = Literal["none", "pending", "any"]
@@ -96,7 +98,7 @@ class Capabilities:
     max_submit_rate: float | None = None
     #: Costs money per generation.
     billed: bool = False
-    options: Mapping[str, OptionSpec] = attrs.field(factory=dict, converter=dict)
+    options: Mapping[str, OptionSpec] = attrs.field(factory=dict, converter=plain_dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, for `reelgen providers --json`."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Union
 
 import attrs
 
+from ._converters import plain_dict, string_list
 from .errors import ValidationError
 
 __all__ = ["SCHEMA_VERSION", "ImageInput", "VideoRequest", "VideoResult", "parse_size"]
@@ -259,14 +260,6 @@ def _non_empty(_: object, attribute: attrs.Attribute[Any], value: object) -> Non
         raise ValidationError(f"result {attribute.name} must be a non-empty string", field=attribute.name)
 
 
-def _string_list(value: Iterable[str]) -> list[str]:
-    return [str(item) for item in value]
-
-
-def _plain_dict(value: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(value)
-
-
 @attrs.frozen(kw_only=True)
 class VideoResult:
     """What was actually produced, measured from the stored file.
@@ -288,5 +281,5 @@ class VideoResult:
     source_url: str | None = None
     expires_at: str | None = None
     cached: bool = False
-    warnings: list[str] = attrs.field(factory=list, converter=_string_list, hash=False)
-    usage: dict[str, Any] = attrs.field(factory=dict, converter=_plain_dict, hash=False)
+    warnings: list[str] = attrs.field(factory=list, converter=string_list, hash=False)
+    usage: dict[str, Any] = attrs.field(factory=dict, converter=plain_dict, hash=False)

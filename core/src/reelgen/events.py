@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import attrs
 
+from ._converters import plain_dict
+
 __all__ = ["EVENT_KINDS", "Event", "EventKind"]
 
 EventKind = Literal[
@@ -39,4 +41,4 @@ class Event:
     provider: str
     job_id: str | None = None
     at: float = attrs.field(factory=time.time)
-    data: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    data: Mapping[str, Any] = attrs.field(factory=dict, converter=plain_dict, hash=False)

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
+from ._converters import plain_dict
 from .capabilities import Capabilities
 from .contract import VideoRequest
 
@@ -44,7 +45,7 @@ class ProviderJob:
     #: Warnings the provider found while submitting (e.g. an option it had to adjust).
     warnings: tuple[str, ...] = ()
     #: Provider-private, JSON-safe state needed to poll or cancel later.
-    data: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    data: Mapping[str, Any] = attrs.field(factory=dict, converter=plain_dict, hash=False)
 
     @property
     def id(self) -> str:
@@ -58,12 +59,12 @@ class ProviderOutput:
 
     source_url: str
     expires_at: str | None = None
-    usage: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    usage: Mapping[str, Any] = attrs.field(factory=dict, converter=plain_dict, hash=False)
     #: Seed the provider reports having used, if it reports one.
     seed: int | None = None
     warnings: tuple[str, ...] = ()
     #: HTTP headers needed to download `source_url` (never logged or stored).
-    download_headers: Mapping[str, str] = attrs.field(factory=dict, converter=dict, hash=False, repr=False)
+    download_headers: Mapping[str, str] = attrs.field(factory=dict, converter=plain_dict, hash=False, repr=False)
 
 
 @attrs.frozen(kw_only=True)

@@ -14,7 +14,7 @@ import sqlite3
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,31 @@ CREATE TABLE IF NOT EXISTS timings (
 );
 CREATE INDEX IF NOT EXISTS timings_by_model ON timings (provider, model, at);
 """
+
+
+def _initialize(connection: sqlite3.Connection) -> None:
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.executescript(_SCHEMA)
+
+
+def _with_lock_retries(action: Callable[[], None], *, seconds: float = 30.0) -> None:
+    """Run `action`, retrying while another process holds the database.
+
+    Switching a new database to WAL needs an exclusive lock, and SQLite reports a
+    conflict there at once instead of waiting for the busy timeout, so processes that
+    open a fresh database together retry here.
+    """
+    deadline = time.monotonic() + seconds
+    delay = 0.005
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def sanitized_request(request: VideoRequest) -> dict[str, Any]:
@@ -114,8 +139,7 @@ class SqliteStore:
             connection.execute("PRAGMA synchronous = NORMAL")
             with self._schema_lock:
                 if not self._ready:
-                    connection.execute("PRAGMA journal_mode = WAL")
-                    connection.executescript(_SCHEMA)
+                    _with_lock_retries(lambda: _initialize(connection))
                     self._ready = True
             self._local.connection = (os.getpid(), connection)
         return connection

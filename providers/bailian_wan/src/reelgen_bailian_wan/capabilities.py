@@ -89,5 +89,5 @@ CAPABILITIES = Capabilities(
     max_concurrency=5,
     max_submit_rate=5.0,
     billed=True,
-    options=_OPTIONS,  # type: ignore[arg-type]  # mypy's attrs plugin and the core's `converter=dict`
+    options=_OPTIONS,
 )

@@ -144,7 +144,7 @@ class BailianWanProvider:
             task_id=task_id,
             submitted_at=submitted_at,
             seed=seed,
-            data={  # type: ignore[arg-type]  # mypy's attrs plugin and the core's `converter=dict`
+            data={
                 "resolution": tier.name,
                 "duration": int(request.duration),
                 "audio": bool(options.get("audio", True)),

@@ -222,7 +222,7 @@ class PreviewProvider:
 
     def poll_delay(self, job: ProviderJob, attempt: int, elapsed: float) -> float:
         # Renders take a fraction of a second to a few seconds: look often, then less.
-        return min(0.5, 0.02 * (2**attempt))
+        return min(0.5, 0.02 * 2.0 ** min(attempt, 10))
 
     async def aclose(self) -> None:
         with self._lock:

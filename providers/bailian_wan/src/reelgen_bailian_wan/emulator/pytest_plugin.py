@@ -69,3 +69,11 @@ def dashscope_emulator_session() -> Iterator[DashScopeEmulator]:
 
     with DashScopeEmulator(EmulatorConfig(**TEST_DEFAULTS)) as emulator:
         yield emulator
+
+
+@pytest.fixture(scope="session")
+def reelgen_sandbox_bailian_wan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The emulator as the sandbox of `pytest --reelgen-provider bailian_wan` (reelgen-contracts)."""
+    from .contract_sandbox import sandbox
+
+    yield from sandbox(tmp_path_factory.mktemp("bailian-sandbox"))

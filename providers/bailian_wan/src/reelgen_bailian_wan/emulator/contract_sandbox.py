@@ -1,9 +1,9 @@
-"""`reelgen_sandbox_bailian_wan`: the DashScope emulator as the contract suite's sandbox.
+"""The DashScope emulator as the contract suite's sandbox for `bailian_wan`.
 
-A pytest plugin (load with `-p bailian_sandbox`, or from a conftest). It belongs in the
-bailian_wan distribution's own pytest plugin (`reelgen_bailian_wan.emulator.pytest_plugin`),
-so that a bare `pytest --reelgen-provider bailian_wan` finds it; until it moves there the
-contract self-tests load it from here.
+`reelgen_bailian_wan.emulator.pytest_plugin` offers it as the `reelgen_sandbox_bailian_wan`
+fixture, so `pytest --reelgen-provider bailian_wan` runs the contract kit against the
+emulator with nothing else to set up. `reelgen-contracts` is imported only when the
+fixture is used, so this distribution does not depend on it.
 
 One emulator for the session, on loopback. The provider talks to it through its
 `base_url` with a key from a key file (so the "auth" fault can swap the key). Faults:
@@ -15,16 +15,16 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import pytest
-
-from reelgen_contracts import ExpectedFault, Sandbox
+if TYPE_CHECKING:
+    from reelgen_contracts import ExpectedFault, Sandbox
 
 KEY = "sk-reelgen-contract-suite-0123456789"
 # Emulator time runs 333x fast; tasks wait 0.12 s in the queue so a cancel can catch them PENDING;
 # "still" renders are the cheap kind (same size, fps, length and tracks, no camera move).
-EMULATOR = {"time_scale": 0.003, "queue_seconds": 40.0, "render_mode": "still"}
+TIME_SCALE = 0.003
+QUEUE_SECONDS = 40.0
 
 
 def _seed_for_one_fault(stream: str) -> tuple[int, float]:
@@ -58,6 +58,7 @@ class EmulatorFaults:
     def arm(self, kind: str) -> ExpectedFault:
         from reelgen_bailian_wan.emulator import Faults
         from reelgen_bailian_wan.emulator.errors import failure_message
+        from reelgen_contracts import ExpectedFault
 
         if kind == "auth":
             self.key_file.write_text("sk-this-key-is-not-known-to-the-emulator")
@@ -98,18 +99,21 @@ def _received(emulator: Any) -> Any:
     return received
 
 
-@pytest.fixture(scope="session")
-def reelgen_sandbox_bailian_wan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def sandbox(directory: Path) -> Iterator[Sandbox]:
+    """Run an emulator for the suite; `directory` holds the key file the faults swap."""
     from reelgen_bailian_wan.emulator import DashScopeEmulator, EmulatorConfig
+    from reelgen_contracts import Sandbox
 
-    key_file = tmp_path_factory.mktemp("bailian-sandbox") / "dashscope.key"
+    key_file = directory / "dashscope.key"
     key_file.write_text(KEY)
-    with DashScopeEmulator(EmulatorConfig(api_keys={KEY}, **EMULATOR)) as emulator:
+    with DashScopeEmulator(
+        EmulatorConfig(api_keys={KEY}, time_scale=TIME_SCALE, queue_seconds=QUEUE_SECONDS, render_mode="still")
+    ) as emulator:
         yield Sandbox(
             config={
                 "base_url": emulator.base_url,
                 "api_key_file": str(key_file),
-                "time_scale": EMULATOR["time_scale"],
+                "time_scale": TIME_SCALE,
             },
             loopback=True,
             billed_jobs=lambda: int(emulator.counters()["tasks_created"]),
