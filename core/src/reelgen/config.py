@@ -36,7 +36,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["CacheConfig", "Config", "JobsConfig", "StorageConfig", "config_path", "default_cache_url", "load_config"]
+__all__ = [
+    "CacheConfig",
+    "Config",
+    "JobsConfig",
+    "StorageConfig",
+    "config_path",
+    "default_cache_url",
+    "load_config",
+    "parse_value",
+]
 
 _SECRET_KEYS = ("api_key", "apikey", "secret", "token", "password")
 
@@ -156,7 +165,9 @@ def config_path(cwd: Path | None = None, environ: Mapping[str, str] | None = Non
     return user if user.is_file() else None
 
 
-def _env_value(raw: str) -> Any:
+def parse_value(raw: str) -> Any:
+    """A setting given as text (environment, `--option KEY=VALUE`): a TOML value
+    (`true`, `3`, `0.5`, `"text"`) when it parses as one, else the text itself."""
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -177,13 +188,13 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         if variable in environ:
             value: Any = environ[variable]
             if path[-1] in ("deadline", "max_bytes"):
-                value = _env_value(value)
+                value = parse_value(value)
             _set(data, path, value)
     for variable, raw in environ.items():
         if variable.startswith("REELGEN_PROVIDERS__"):
             parts = variable[len("REELGEN_PROVIDERS__") :].split("__")
             if len(parts) == 2 and all(parts):
-                _set(data, ("providers", parts[0].lower(), parts[1].lower()), _env_value(raw))
+                _set(data, ("providers", parts[0].lower(), parts[1].lower()), parse_value(raw))
     return data
 
 

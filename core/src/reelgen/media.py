@@ -20,6 +20,7 @@ import attrs
 from .errors import IntegrityError
 
 if TYPE_CHECKING:
+    import av
     from PIL import Image
 
 __all__ = ["RenderStopped", "VideoProbe", "probe_video", "render_video"]
@@ -110,8 +111,6 @@ def render_video(
         Image.Resampling.BILINEAR,
     )
     x0, y0, x1, y1, zoom_end = _camera_path(seed, max(0.0, min(1.0, motion_strength)))
-    aspect = width / height
-    view_w_full = min(base.width, base.height * aspect)
 
     container = av.open(out, mode="w", format="mp4")
     try:
@@ -123,20 +122,14 @@ def render_video(
         if audio:
             audio_stream = container.add_stream("aac", rate=_AUDIO_RATE)
             audio_stream.layout = "mono"
+        # A still camera (motion_strength 0) needs one picture: compute and convert it once.
+        still = motion_strength <= 0
+        frame = None
         for index in range(frames):
             if should_stop is not None and should_stop():
                 raise RenderStopped(f"stopped after {index} of {frames} frames")
-            t = index / max(1, frames - 1)
-            ease = t * t * (3 - 2 * t)
-            view_w = view_w_full / (1.0 + (zoom_end - 1.0) * ease)
-            # min(): float rounding can make the view a hair taller than the picture, and Pillow
-            # refuses a box that leaves the image ("box offset can't be negative").
-            view_h = min(base.height, view_w / aspect)
-            cx = (x0 + (x1 - x0) * ease) * (base.width - view_w) + view_w / 2
-            cy = (y0 + (y1 - y0) * ease) * (base.height - view_h) + view_h / 2
-            box = (cx - view_w / 2, cy - view_h / 2, cx + view_w / 2, cy + view_h / 2)
-            frame_image = base.resize((width, height), Image.Resampling.BILINEAR, box=box)
-            frame = av.VideoFrame.from_image(frame_image)  # type: ignore[no-untyped-call]
+            if frame is None or not still:
+                frame = _frame_at(base, index / max(1, frames - 1), (x0, y0, x1, y1, zoom_end), width, height)
             frame.pts = index
             frame.time_base = 1 / rate
             for packet in stream.encode(frame):
@@ -181,6 +174,28 @@ def _decode_all(container: Any, stream: Any) -> tuple[int, int]:
             packets += 1
         frames += len(packet.decode())  # the final empty packet flushes the decoder
     return frames, packets
+
+
+def _frame_at(
+    base: Image.Image, t: float, path: tuple[float, float, float, float, float], width: int, height: int
+) -> av.VideoFrame:
+    """The frame at time `t` (0 to 1) of the camera move over `base`."""
+    import av
+    from PIL import Image
+
+    x0, y0, x1, y1, zoom_end = path
+    aspect = width / height
+    view_w_full = min(base.width, base.height * aspect)
+    ease = t * t * (3 - 2 * t)
+    view_w = view_w_full / (1.0 + (zoom_end - 1.0) * ease)
+    # min(): float rounding can make the view a hair taller than the picture, and Pillow
+    # refuses a box that leaves the image ("box offset can't be negative").
+    view_h = min(base.height, view_w / aspect)
+    cx = (x0 + (x1 - x0) * ease) * (base.width - view_w) + view_w / 2
+    cy = (y0 + (y1 - y0) * ease) * (base.height - view_h) + view_h / 2
+    box = (cx - view_w / 2, cy - view_h / 2, cx + view_w / 2, cy + view_h / 2)
+    picture = base.resize((width, height), Image.Resampling.BILINEAR, box=box)
+    return av.VideoFrame.from_image(picture).reformat(format="yuv420p")  # type: ignore[no-untyped-call,no-any-return]
 
 
 def probe_video(path: str | Path, *, decode: bool = False) -> VideoProbe:

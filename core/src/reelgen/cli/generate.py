@@ -14,24 +14,16 @@ from .errors import EXIT_INTERRUPTED, fail
 __all__ = ["generate"]
 
 
-def _parse_value(raw: str) -> Any:
-    """Option values are TOML values (true, 3, 0.5, "text"); anything else is a string."""
-    import tomllib
-
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
-
-
 def _options(pairs: tuple[str, ...], provider: str) -> dict[str, dict[str, Any]]:
+    from ..config import parse_value
+
     options: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE (e.g. audio=false)", param_hint="--option")
         namespace, dot, name = key.strip().rpartition(".")
-        options.setdefault(namespace if dot else provider, {})[name] = _parse_value(raw.strip())
+        options.setdefault(namespace if dot else provider, {})[name] = parse_value(raw.strip())
     return options
 
 

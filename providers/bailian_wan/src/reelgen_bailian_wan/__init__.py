@@ -16,7 +16,6 @@ from .capabilities import CAPABILITIES, MODEL, PROVIDER
 from .config import WanConfig, parse_config
 from .errors import RequestRejected
 from .plugin import create_provider
-from .provider import BailianWanProvider
 
 __all__ = [
     "CAPABILITIES",
@@ -28,3 +27,17 @@ __all__ = [
     "create_provider",
     "parse_config",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The provider module (asyncio, polling model, limits) loads on first use: every
+    # `reelgen` command imports this package through its entry point, even `--help`.
+    if name == "BailianWanProvider":
+        from .provider import BailianWanProvider
+
+        return BailianWanProvider
+    raise AttributeError(f"module 'reelgen_bailian_wan' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "BailianWanProvider"])

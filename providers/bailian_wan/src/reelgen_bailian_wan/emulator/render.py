@@ -168,46 +168,13 @@ class RenderCache:
 
 
 def render_still(image: bytes, out: Path, *, width: int, height: int, duration: int, audio: bool) -> None:
-    """The cheap render: the image, cover-cropped, held still; same size, fps, length, tracks."""
-    import io
-    from fractions import Fraction
+    """The cheap render: the image, cover-cropped, held still; same size, fps, length, tracks.
 
-    import av
-    import numpy as np
-    from PIL import Image, ImageOps
+    `reelgen.media.render_video` with a still camera computes the picture once.
+    """
+    from reelgen.media import render_video
 
-    with Image.open(io.BytesIO(image)) as source:
-        frame_image = ImageOps.fit(source.convert("RGB"), (width, height))
-    frame = av.VideoFrame.from_image(frame_image).reformat(format="yuv420p")  # type: ignore[no-untyped-call]
-    rate = Fraction(FPS)
-    frames = duration * FPS
-    with av.open(str(out), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"preset": "ultrafast", "tune": "stillimage", "crf": "28"}
-        sound = container.add_stream("aac", rate=48000) if audio else None
-        if sound is not None:
-            sound.layout = "mono"
-        for index in range(frames):
-            frame.pts = index
-            frame.time_base = 1 / rate
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-        if sound is not None:
-            total, pts, size = duration * 48000, 0, 1024
-            while pts < total:
-                count = min(size, total - pts)
-                silence = np.zeros((1, count), dtype=np.float32)
-                chunk = av.AudioFrame.from_ndarray(silence, format="fltp", layout="mono")
-                chunk.sample_rate, chunk.pts = 48000, pts
-                pts += count
-                for packet in sound.encode(chunk):
-                    container.mux(packet)
-            for packet in sound.encode():
-                container.mux(packet)
+    render_video(image, out, width=width, height=height, fps=FPS, duration=duration, motion_strength=0.0, audio=audio)
 
 
 _caches: dict[str, RenderCache] = {}
