@@ -18,8 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from .config import Config
 from .context import using_config
 from .contract import VideoRequest, VideoResult, parse_size
@@ -40,7 +38,6 @@ from .media import VideoProbe, probe_video
 from .plugins import acall_firstresult, call_safely, get_plugin_manager
 from .provider import JobStatus, Provider, ProviderJob, ProviderOutput
 from .retry import backoff_delay
-from .serialization import unstructure
 from .store import SqliteStore
 
 __all__ = ["EventCallback", "Job"]
@@ -412,8 +409,3 @@ class Job:
         else:
             self._save_state("failed", error=str(exc))
         self.emit("failed", error=str(exc), error_type=type(exc).__name__)
-
-    def to_dict(self) -> dict[str, Any]:
-        """What the job store keeps about the provider job (JSON-safe, no secrets)."""
-        assert self.provider_job is not None
-        return dict(unstructure(attrs.asdict(self.provider_job, recurse=False)))

@@ -130,7 +130,7 @@ async def submit(
                 jobs.job_put(
                     provider_job.id,
                     provider=chosen.name,
-                    job=unstructure_job(provider_job),
+                    job=_job_record(provider_job),
                     state="submitted",
                     key=key,
                     request=request,
@@ -141,7 +141,8 @@ async def submit(
         return job
 
 
-def unstructure_job(job: ProviderJob) -> dict[str, Any]:
+def _job_record(job: ProviderJob) -> dict[str, Any]:
+    """What the job store keeps of a provider job (JSON-safe, secret-free); `_job_from` reads it."""
     return {
         "provider": job.provider,
         "model": job.model,
@@ -151,6 +152,18 @@ def unstructure_job(job: ProviderJob) -> dict[str, Any]:
         "warnings": list(job.warnings),
         "data": dict(job.data),
     }
+
+
+def _job_from(record: dict[str, Any]) -> ProviderJob:
+    return ProviderJob(
+        provider=record["provider"],
+        model=record["model"],
+        task_id=record["task_id"],
+        submitted_at=record["submitted_at"],
+        seed=record.get("seed"),
+        warnings=tuple(record.get("warnings", ())),
+        data=record.get("data", {}),
+    )
 
 
 async def agenerate(
@@ -221,16 +234,7 @@ def resume(
     if record is not None and record.request is not None:
         request = structure(record.request, VideoRequest)
     if record is not None:
-        data = dict(record.job)
-        provider_job = ProviderJob(
-            provider=data["provider"],
-            model=data["model"],
-            task_id=data["task_id"],
-            submitted_at=data["submitted_at"],
-            seed=data.get("seed"),
-            warnings=tuple(data.get("warnings", ())),
-            data=data.get("data", {}),
-        )
+        provider_job = _job_from(record.job)
     else:
         provider_job = ProviderJob(
             provider=name, model=chosen.capabilities.model, task_id=task_id, submitted_at=time.time()
