@@ -38,7 +38,7 @@ from reelgen.provider import JobStatus, ProviderJob
 from .blocking import run_blocking
 from .capabilities import CAPABILITIES, MODEL, PROVIDER
 from .config import EMULATOR_API_KEY, WanConfig, load_api_key
-from .errors import error_for_failed_task, error_for_response, expired_task
+from .errors import Phase, error_for_failed_task, error_for_response, expired_task
 from .limits import ConcurrencyLimiter, RateLimiter
 from .mapping import build_call, resolve_tier, validate_request
 from .polling import RunTimes, Schedule, TaskView, parse_server_time
@@ -254,20 +254,27 @@ class BailianWanProvider:
             ) from None
         return response, time.time()
 
+    def _refusal(
+        self, response: Any, *, phase: Phase, task_id: str | None = None, limiter: RateLimiter | None = None
+    ) -> ProviderError:
+        """The reelgen error for a non-200 SDK response; a 429 also holds back `limiter`."""
+        error = error_for_response(
+            int(response.status_code),
+            response.code,
+            response.message,
+            request_id=response.request_id,
+            task_id=task_id,
+            phase=phase,
+            headers=response.headers,
+        )
+        if limiter is not None and isinstance(error, RateLimited):
+            limiter.pause(error.retry_after or 1.0 * self.config.clock_scale)
+        return error
+
     def _created_task_id(self, response: Any) -> str:
         status = int(response.status_code)
         if status != 200:
-            error = error_for_response(
-                status,
-                response.code,
-                response.message,
-                request_id=response.request_id,
-                phase="create",
-                headers=response.headers,
-            )
-            if isinstance(error, RateLimited):
-                self._submits.pause(error.retry_after or 1.0 * self.config.clock_scale)
-            raise error
+            raise self._refusal(response, phase="create", limiter=self._submits)
         output = response.output or {}
         task_id = output.get("task_id")
         if not task_id:
@@ -310,18 +317,7 @@ class BailianWanProvider:
         response = await self._query(fetch, job, what="status query")
         now = time.time()
         if int(response.status_code) != 200:
-            error = error_for_response(
-                int(response.status_code),
-                response.code,
-                response.message,
-                request_id=response.request_id,
-                task_id=job.task_id,
-                phase="query",
-                headers=response.headers,
-            )
-            if isinstance(error, RateLimited):
-                self._queries.pause(error.retry_after or 1.0 * self.config.clock_scale)
-            raise error
+            raise self._refusal(response, phase="query", task_id=job.task_id, limiter=self._queries)
         output = dict(response.output or {})
         status = output.get("task_status")
         if not isinstance(status, str):
@@ -427,15 +423,7 @@ class BailianWanProvider:
         if response.code == "UnsupportedOperation":
             log.warning("%s", await self._why_not_cancelled(job))
             return False
-        raise error_for_response(
-            status_code,
-            response.code,
-            response.message,
-            request_id=response.request_id,
-            task_id=job.task_id,
-            phase="cancel",
-            headers=response.headers,
-        )
+        raise self._refusal(response, phase="cancel", task_id=job.task_id)
 
     async def _why_not_cancelled(self, job: ProviderJob) -> str:
         prefix = f"task {job.task_id} cannot be cancelled: DashScope only cancels PENDING tasks"
