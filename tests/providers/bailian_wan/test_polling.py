@@ -148,15 +148,26 @@ def test_delays_are_always_finite_and_within_bounds(scale, duration, tier, runs,
 
 
 @pytest.mark.dashscope_emulator(render_mode="still")
-async def test_after_a_few_tasks_each_needs_a_handful_of_queries(dashscope_emulator, wide_photo: Path) -> None:
+async def test_finished_tasks_teach_the_schedule_what_the_server_measured(dashscope_emulator, wide_photo: Path) -> None:
+    """The learned run time comes from the server's own timestamps, whatever our wall clock did.
+
+    How many queries a task then needs depends on wall time (rendering, a loaded machine),
+    so that figure is measured by `bench/polling.py`, never asserted here.
+    """
     provider = provider_for(dashscope_emulator, max_concurrency=1)
-    counts = []
+    before_mean, before_spread = provider.run_times.run(3, "720P")
+    runs = []
     for _ in range(5):
         job = await provider.submit(request(wide_photo, duration=3))
-        status, polls = await drive(provider, job)
+        status, _polls = await drive(provider, job)
         assert status.state == "succeeded"
-        counts.append(polls)
         seen = task(dashscope_emulator, job.task_id)
         assert seen["status"] == "SUCCEEDED"
+        run, _queue = TaskView(submitted_at=0.0, duration=3, tier="720P").server_durations(seen)
+        assert run is not None and run > 0
+        runs.append(run)
     assert provider.run_times.samples == 5
-    assert max(counts[2:]) <= 5, counts
+    mean, spread = provider.run_times.run(3, "720P")
+    # The posterior sits among what the server reported, far from the prior, and is surer of it.
+    assert min(runs) * 0.8 <= mean <= max(runs) * 1.2, (mean, runs, before_mean)
+    assert spread < before_spread
