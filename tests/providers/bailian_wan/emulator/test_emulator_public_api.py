@@ -132,12 +132,10 @@ def test_output_size_invariants(width: int, height: int, tier: str) -> None:
     assert math.isclose(out_w / out_h, width / height, rel_tol=0.2) or min(out_w, out_h) < 160
 
 
-def test_start_is_well_under_a_second_and_stop_frees_the_port() -> None:
-    began = time.perf_counter()
+def test_start_serves_at_once_and_stop_frees_the_port() -> None:
+    # How fast it starts is measured by bench/emulator_startup.py, not asserted here.
     emulator = DashScopeEmulator(EmulatorConfig()).start()
-    elapsed = time.perf_counter() - began
     try:
-        assert elapsed < 0.5
         assert emulator.base_url == f"http://127.0.0.1:{emulator.port}/api/v1"
         assert emulator.running
         with pytest.raises(RuntimeError):
