@@ -43,11 +43,18 @@ __all__ = [
     "StorageConfig",
     "config_path",
     "default_cache_url",
+    "is_disabled",
     "load_config",
     "parse_value",
 ]
 
 _SECRET_KEYS = ("api_key", "apikey", "secret", "token", "password")
+_DISABLED = frozenset({"none", "off", "false", ""})
+
+
+def is_disabled(url: str | None) -> bool:
+    """The one rule for a switched-off setting (`cache.url`, `jobs.url`): none, off, false or empty."""
+    return url is None or url.strip().lower() in _DISABLED
 
 
 def default_cache_url() -> str:
@@ -79,13 +86,18 @@ class CacheConfig:
 
     @property
     def enabled(self) -> bool:
-        return self.url.strip().lower() not in ("none", "", "off", "false")
+        return not is_disabled(self.url)
 
 
 @attrs.frozen(kw_only=True)
 class JobsConfig:
-    #: Where submitted jobs are remembered for `reelgen.resume` and time estimates.
+    #: The job journal (`sqlite:///path/jobs.db`), or `off` to keep none (no single-flight,
+    #: no recovery after a crash: paid jobs can then only be found at the provider).
     url: str = attrs.field(factory=default_jobs_url)
+
+    @property
+    def enabled(self) -> bool:
+        return not is_disabled(self.url)
 
 
 @attrs.frozen(kw_only=True)

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
     from .contract import VideoRequest, VideoResult
     from .download import VideoSource
+    from .config import Config
     from .events import Event
+    from .journal import Journal
     from .provider import ProviderFactory
 
 __all__ = ["hookimpl", "hookspec"]
@@ -64,3 +66,12 @@ def reelgen_store_video(request: VideoRequest, result: VideoResult, source: Vide
 def reelgen_event(event: Event) -> Any:
     """Observe a lifecycle event: submitted, status, progress, downloaded, stored, cache_hit,
     succeeded, failed, cancelled. Exceptions raised here are logged and ignored."""
+
+
+@hookspec(firstresult=True)
+def reelgen_journal(config: Config) -> Journal | None:
+    """Return the job journal for `config` (`reelgen.journal.Journal`), or None to pass.
+
+    The built-in (trylast) keeps it in SQLite at `jobs.url`; a plugin answering first can
+    keep it elsewhere (e.g. Redis). Called once per generation: cache the instance.
+    """
