@@ -22,7 +22,7 @@ ERRORS = set(errors.__all__) - {"redact"}
 
 #: The whole public surface. Adding a name is a product decision: change product.md and this list.
 EXPECTED = [
-    "SCHEMA_VERSION", "AuthenticationError", "Cancelled", "Capabilities", "Config", "ConfigError", "ContentRejected",
+    "SCHEMA_VERSION", "AuthenticationError", "BaseProvider", "Cancelled", "Capabilities", "Config", "ConfigError", "ContentRejected",
     "Event", "GenerationTimeout", "IntegrityError", "Job", "JobStatus", "OptionSpec", "PluginError", "Provider",
     "ProviderError", "ProviderFailed", "ProviderInfo", "ProviderJob", "ProviderOutput", "ProviderRefused",
     "QuotaExceeded", "RateLimited", "ReelgenError", "ResolutionTier", "StorageError", "StrictWarningError",

@@ -40,7 +40,7 @@ from .errors import (
     ValidationError,
 )
 from .hookspecs import hookimpl
-from .provider import JobStatus, Provider, ProviderJob, ProviderOutput
+from .provider import BaseProvider, JobStatus, Provider, ProviderJob, ProviderOutput
 
 if _typing.TYPE_CHECKING:
     from .config import Config, load_config
@@ -55,6 +55,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SCHEMA_VERSION",
     "AuthenticationError",
+    "BaseProvider",
     "Cancelled",
     "Capabilities",
     "Config",

@@ -12,20 +12,36 @@ stores, caches or retries on its own (those are the core's job, done once for al
    (the core retries), a `ProviderError` subclass for a job that failed.
 4. `cancel(job)` — stop the remote job if the provider allows it; return whether it did.
 5. `poll_delay(job, attempt, elapsed)` — when to look next; the provider knows its service.
+
+`BaseProvider` gives the defaults most providers share (no extra warnings, cancel not
+supported, a capped exponential poll schedule, nothing to close) and structures the
+provider's `[providers.NAME]` section into its declared `config_class`, so a minimal
+provider writes `name`, `capabilities`, `submit` and `poll`. The `Provider` protocol stays
+for those who want to write the whole object themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
 from ._converters import plain_dict
 from .capabilities import Capabilities
 from .contract import VideoRequest
+from .errors import ConfigError
 
-__all__ = ["JobState", "JobStatus", "Provider", "ProviderFactory", "ProviderJob", "ProviderOutput"]
+__all__ = [
+    "TERMINAL_STATES",
+    "BaseProvider",
+    "JobState",
+    "JobStatus",
+    "Provider",
+    "ProviderFactory",
+    "ProviderJob",
+    "ProviderOutput",
+]
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -112,3 +128,72 @@ class ProviderFactory(Protocol):
     """
 
     def __call__(self, config: Mapping[str, Any]) -> Provider: ...
+
+
+C = TypeVar("C")
+
+
+class BaseProvider(Generic[C]):
+    """A provider with the defaults most providers share; subclass it and write `submit` and `poll`.
+
+    Set `name` and `capabilities` on the class. To take settings, set `config_class` to an
+    attrs class: the core structures `[providers.NAME]` into it with its cattrs converter
+    (TOML types checked, unknown keys refused, every error `ConfigError: providers.NAME.key
+    ...`), and the instance is `self.config`. Without one, the provider takes no settings
+    and `self.config` is None. The class itself is the factory to register:
+    `register("name", MyProvider)`; it is built with the section as a mapping, or with an
+    instance of `config_class` directly (in tests).
+    """
+
+    name: str
+    capabilities: Capabilities
+    #: The attrs class `[providers.NAME]` is structured into (None: no settings).
+    config_class: type[Any] | None = None
+    #: A non-reversible id of the credential in use (never the key itself); the core's
+    #: governor counts concurrency and rates per (provider, account_id).
+    account_id: str = ""
+    #: `poll_delay`: the first wait, doubled on each look up to `poll_interval_max`.
+    poll_interval: float = 1.0
+    poll_interval_max: float = 15.0
+
+    config: C
+
+    def __init__(self, config: Mapping[str, Any] | C | None = None) -> None:
+        self.config = self.structure_config(config)
+
+    @classmethod
+    def structure_config(cls, config: Mapping[str, Any] | C | None) -> C:
+        """The provider's settings from its section (or an instance of `config_class`, as it is)."""
+        provider = getattr(cls, "name", cls.__name__)
+        if cls.config_class is None:
+            if config:
+                keys = ", ".join(f"providers.{provider}.{key}" for key in sorted(config))  # type: ignore[arg-type]
+                raise ConfigError(f"unknown setting {keys}: the {provider} provider takes no settings")
+            return None  # type: ignore[return-value]
+        if isinstance(config, cls.config_class):
+            return config  # type: ignore[no-any-return]
+        from ._settings import structure_provider_config
+
+        settings: C = structure_provider_config(cls.config_class, config or {}, provider=provider)  # type: ignore[arg-type]
+        return settings
+
+    def validate(self, request: VideoRequest) -> list[str]:
+        """Nothing beyond the declared capabilities (the core has checked those)."""
+        return []
+
+    async def submit(self, request: VideoRequest) -> ProviderJob:
+        raise NotImplementedError(f"{type(self).__name__}.submit")
+
+    async def poll(self, job: ProviderJob) -> JobStatus:
+        raise NotImplementedError(f"{type(self).__name__}.poll")
+
+    async def cancel(self, job: ProviderJob) -> bool:
+        """Not supported: the job runs on (declare `cancel="none"` in the capabilities)."""
+        return False
+
+    def poll_delay(self, job: ProviderJob, attempt: int, elapsed: float) -> float:
+        """`poll_interval`, doubling with each look, never more than `poll_interval_max`."""
+        return float(min(self.poll_interval_max, self.poll_interval * 2.0 ** min(max(attempt, 0), 32)))
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

@@ -1,5 +1,9 @@
 """Finding providers by name and building them from configuration.
 
+A factory that is a `BaseProvider` subclass with a `config_class` gets its
+`[providers.NAME]` section structured by the core first (errors name
+`providers.NAME.key`); any other factory gets the section as a mapping.
+
 Instances are kept per (name, provider config) for the life of the process, so that a
 provider's account limits (concurrency, submission rate) hold across calls.
 """
@@ -17,7 +21,7 @@ from .capabilities import Capabilities
 from .config import Config
 from .errors import ConfigError, PluginError
 from .plugins import provider_entries
-from .provider import Provider
+from .provider import BaseProvider, Provider
 
 __all__ = ["ProviderInfo", "clear_instances", "get_provider", "provider_infos", "resolve_provider_name"]
 
@@ -64,8 +68,16 @@ def resolve_provider_name(name: str | None, config: Config) -> str:
 
 def _build(name: str, provider_config: Mapping[str, Any]) -> Provider:
     entry = provider_entries()[name]
+    factory = entry.factory
     try:
-        provider = entry.factory(dict(provider_config))
+        if isinstance(factory, type) and issubclass(factory, BaseProvider) and factory.config_class is not None:
+            from ._settings import structure_provider_config
+
+            # Named by the registration (the config section's name), whatever the class says.
+            settings = structure_provider_config(factory.config_class, provider_config, provider=name)
+            provider: Provider = factory(settings)
+        else:
+            provider = factory(dict(provider_config))
     except (ConfigError, PluginError):
         raise
     except Exception as exc:

@@ -62,39 +62,23 @@ FLASH_REGIONS = ("cn-beijing", "ap-southeast-1")
 EMULATOR_API_KEY = "sk-reelgen-emulator-placeholder"
 
 
-def _positive(name: str, integer: bool = False) -> Any:
-    def check(_: object, __: object, value: object) -> None:
-        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok or not (math.isfinite(value) and value > 0):  # type: ignore[arg-type, operator]
-            kind = "a whole number" if integer else "a number"
-            raise ConfigError(f"providers.{PROVIDER}.{name} must be {kind} greater than 0, got {value!r}")
-
-    return check
+def _positive(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    # The type (a whole number, a number) is the converter's check; this is the range.
+    if value is not None and not (math.isfinite(value) and value > 0):
+        kind = "a whole number" if attribute.type in (int, "int") else "a number"
+        raise ValueError(f"{attribute.name} must be {kind} greater than 0, got {value!r}")
 
 
-def _optional_str(name: str) -> Any:
-    def check(_: object, __: object, value: object) -> None:
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise ConfigError(f"providers.{PROVIDER}.{name} must be a non-empty string, got {value!r}")
-
-    return check
+def _non_empty(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not value.strip():
+        raise ValueError(f"{attribute.name} must be a non-empty string, got {value!r}")
 
 
-def _bool(name: str) -> Any:
-    def check(_: object, __: object, value: object) -> None:
-        if not isinstance(value, bool):
-            raise ConfigError(f"providers.{PROVIDER}.{name} must be true or false, got {value!r}")
-
-    return check
-
-
-def _region(value: object) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"providers.{PROVIDER}.region must be a string, got {value!r}")
+def _region(value: str) -> str:
     region = _ALIASES.get(value.strip().lower(), value.strip().lower())
     if region not in REGIONS:
         known = ", ".join(REGIONS)
-        raise ConfigError(f"providers.{PROVIDER}.region {value!r} is not a DashScope region; use one of: {known}")
+        raise ValueError(f"region {value!r} is not a DashScope region; use one of: {known}")
     return region
 
 
@@ -103,28 +87,26 @@ class WanConfig:
     """Validated provider settings. Every field is documented in docs/providers/bailian_wan.md."""
 
     region: str = attrs.field(default="cn-beijing", converter=_region)
-    base_url: str | None = attrs.field(default=None, validator=_optional_str("base_url"))
-    workspace: str | None = attrs.field(default=None, validator=_optional_str("workspace"))
-    api_key_file: str | None = attrs.field(default=None, validator=_optional_str("api_key_file"))
+    base_url: str | None = attrs.field(default=None, validator=_non_empty)
+    workspace: str | None = attrs.field(default=None, validator=_non_empty)
+    api_key_file: str | None = attrs.field(default=None, validator=_non_empty)
     #: Tasks this provider instance keeps in flight at once (the account's documented limit).
-    max_concurrency: int = attrs.field(default=5, validator=_positive("max_concurrency", integer=True))
+    max_concurrency: int = attrs.field(default=5, validator=_positive)
     #: Task creations per second (the account's documented limit).
-    submit_rate: float = attrs.field(default=5.0, validator=_positive("submit_rate"))
+    submit_rate: float = attrs.field(default=5.0, validator=_positive)
     #: Status queries and cancels per second (the account's documented limit).
-    query_rate: float = attrs.field(default=20.0, validator=_positive("query_rate"))
+    query_rate: float = attrs.field(default=20.0, validator=_positive)
     #: Seconds one HTTP call may take before it counts as failed.
-    request_timeout: float = attrs.field(default=60.0, validator=_positive("request_timeout"))
+    request_timeout: float = attrs.field(default=60.0, validator=_positive)
     #: Start the bundled DashScope emulator in this process and talk to it.
-    emulator: bool = attrs.field(default=False, validator=_bool("emulator"))
+    emulator: bool = False
     #: The emulator's time scale (0.02: a two-minute generation takes 2.4 s).
-    emulator_time_scale: float = attrs.field(default=0.02, validator=_positive("emulator_time_scale"))
+    emulator_time_scale: float = attrs.field(default=0.02, validator=_positive)
     #: Multiplies every polling constant (priors, minimum and maximum intervals); for
     #: emulators that compress time. Defaults to `emulator_time_scale` with `emulator = true`.
-    time_scale: float | None = attrs.field(default=None)
+    time_scale: float | None = attrs.field(default=None, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
-        if self.time_scale is not None:
-            _positive("time_scale")(None, None, self.time_scale)
         if self.region == "eu-central-1" and self.workspace is None and self.base_url is None:
             raise ConfigError(
                 f"providers.{PROVIDER}.region eu-central-1 is served per workspace: set "
@@ -157,18 +139,12 @@ class WanConfig:
         return self.emulator or bool(environ.get("DASHSCOPE_HTTP_BASE_URL", "").strip()) or self.base_url is not None
 
 
-_FIELDS = tuple(field.name for field in attrs.fields(WanConfig))
-
-
 def parse_config(config: Mapping[str, Any]) -> WanConfig:
-    """Build a `WanConfig` from the config mapping; unknown keys and bad values are `ConfigError`."""
-    unknown = sorted(set(config) - set(_FIELDS))
-    if unknown:
-        raise ConfigError(f"unknown setting(s) providers.{PROVIDER}.{', '.join(unknown)}; known: {', '.join(_FIELDS)}")
-    try:
-        return WanConfig(**dict(config))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"providers.{PROVIDER}: {exc}") from exc
+    """A `WanConfig` from the `[providers.bailian_wan]` mapping, structured by the core (as every
+    provider's is): unknown keys and bad values are a `ConfigError` naming `providers.bailian_wan.KEY`."""
+    from reelgen._settings import structure_provider_config
+
+    return structure_provider_config(WanConfig, config, provider=PROVIDER)
 
 
 def load_api_key(config: WanConfig, environ: Mapping[str, str] | None = None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import reelgen
 
@@ -12,9 +11,8 @@ __all__ = ["reelgen_register_providers"]
 
 @reelgen.hookimpl
 def reelgen_register_providers(register: Callable[..., None]) -> None:
-    def factory(config: Any) -> reelgen.Provider:
-        from .provider import PreviewProvider  # imports PyAV and Pillow lazily, on first use
+    # The class itself is the factory: the core structures [providers.preview] into its
+    # PreviewConfig. The provider module imports PyAV and Pillow only when a video renders.
+    from .provider import PreviewProvider
 
-        return PreviewProvider(config)
-
-    register("preview", factory)
+    register("preview", PreviewProvider)

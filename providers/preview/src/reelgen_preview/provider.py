@@ -1,9 +1,10 @@
 """The preview provider: a seeded pan-and-zoom over the reference image, rendered locally.
 
-It is the reference implementation of `reelgen.Provider`: validation through declared
-capabilities, a job whose id is enough to find it again from another process, honest
-status, cancel, and a poll schedule. Jobs render on a thread pool; the finished file's
-`file://` URL is the provider's "source URL", which the core copies into storage.
+It is the reference implementation of a provider on `reelgen.BaseProvider`: a declared
+config class, validation through declared capabilities, a job whose id is enough to find
+it again from another process, honest status, cancel, and a poll schedule. Jobs render on
+daemon threads; the finished file's `file://` URL is the provider's "source URL", which
+the core copies into storage.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from reelgen import (
-    ConfigError,
+    BaseProvider,
     JobStatus,
     ProviderFailed,
     ProviderJob,
@@ -34,42 +37,45 @@ from reelgen.media import RenderStopped, render_video
 from .capabilities import CAPABILITIES
 from .card import title_card
 
-__all__ = ["PreviewProvider"]
+__all__ = ["PreviewConfig", "PreviewProvider"]
 
 _MAX_SEED = 2**31 - 1
 
 
-class PreviewProvider:
+def _default_work_dir() -> str:
+    return str(Path(tempfile.gettempdir()) / "reelgen-preview")
+
+
+def _at_least_one(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be a whole number >= 1, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class PreviewConfig:
+    """`[providers.preview]`: where renders go, and how many run at once."""
+
+    work_dir: str = attrs.field(factory=_default_work_dir)
+    workers: int = attrs.field(default=2, validator=_at_least_one)
+
+
+class PreviewProvider(BaseProvider[PreviewConfig]):
     """Free, offline previews. Config: `work_dir` (where renders go), `workers` (threads)."""
 
     name = "preview"
     capabilities = CAPABILITIES
+    config_class = PreviewConfig
 
-    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
-        config = dict(config or {})
-        unknown = set(config) - {"work_dir", "workers"}
-        if unknown:
-            raise ConfigError(
-                f"providers.preview: unknown key(s) {', '.join(sorted(unknown))} (known: work_dir, workers)"
-            )
-        default_dir = Path(tempfile.gettempdir()) / "reelgen-preview"
-        self.work_dir = Path(config.get("work_dir", default_dir)).expanduser()
-        workers = config.get("workers", 2)
-        if not isinstance(workers, int) or workers < 1:
-            raise ConfigError(f"providers.preview.workers must be a whole number >= 1, got {workers!r}")
+    def __init__(self, config: Mapping[str, Any] | PreviewConfig | None = None) -> None:
+        super().__init__(config)
+        self.work_dir = Path(self.config.work_dir).expanduser()
         # Daemon threads, not a ThreadPoolExecutor: a process that submits and exits must not
         # hang until the render ends (executors join their threads at exit). An abandoned
         # job is not lost: its parameters are in the job store and `resume` renders it.
-        self._slots = threading.BoundedSemaphore(workers)
+        self._slots = threading.BoundedSemaphore(self.config.workers)
         self._lock = threading.Lock()
         self._renders: dict[str, concurrent.futures.Future[None]] = {}
         self._stops: dict[str, threading.Event] = {}
-
-    # -- validation ------------------------------------------------------------------
-
-    def validate(self, request: VideoRequest) -> list[str]:
-        # Everything it cannot do is declared in CAPABILITIES and checked by the core.
-        return []
 
     # -- jobs ------------------------------------------------------------------------
 
