@@ -18,6 +18,7 @@ import logging
 import math
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,14 @@ logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 REGION = "cn-beijing"
+# The error a `create_reply_5xx` fault answers with, by `Faults.create_reply_status`.
+_REPLY_ERRORS = {
+    408: ("RequestTimeOut", None),
+    500: ("InternalError", None),
+    502: ("BadGateway", "Bad Gateway"),
+    503: ("ServiceUnavailable", None),
+    504: ("RequestTimeOut", None),
+}
 _Handler = Callable[..., Reply]
 
 
@@ -70,6 +79,8 @@ class Service:
             oss_lookup=lambda key: self.oss.lookup(key, config.model),
         )
         self._renders: RenderCache | None = None
+        # Set on stop, so a `create_reply_stall` never keeps a handler thread past it.
+        self._wake = threading.Event()
         # The account's (made-up) user id, as the list route reports it.
         self.account_id = str(10**15 + secrets.randbelow(9 * 10**15))
         p = re.escape(API_PREFIX)
@@ -87,6 +98,7 @@ class Service:
             _Route("POST", re.compile(r"/__emulator__/reset/?"), self.reset_route, "control"),
             _Route("POST", re.compile(r"/__emulator__/advance/?"), self.advance_route, "control"),
             _Route("POST", re.compile(r"/__emulator__/faults/?"), self.faults_route, "control"),
+            _Route("POST", re.compile(r"/__emulator__/faults/script/?"), self.script_route, "control"),
             _Route("GET", re.compile(r"/__emulator__/health/?"), self.health_route, "control"),
         ]
 
@@ -176,9 +188,22 @@ class Service:
             raise ApiError.invalid() from None
         spec = parse_create(body, self.config)
         resolve = request.header("x-dashscope-ossresourceresolve").strip().lower() == "enable"
+        faults = self.injector.faults
         task = self._submit(spec, api_key, rid, resolve)
         output = {"task_status": task.status, "task_id": task.task_id}
-        return json_reply(200, {"output": output, "request_id": rid})
+        reply = json_reply(200, {"output": output, "request_id": rid})
+        # The task exists from here on: these faults lose only its reply.
+        if fault == "reply_reset":
+            self._inject("create_reply_reset")
+            return Reply(0, fault="reset")
+        if fault == "reply_5xx":
+            self._inject("create_reply_5xx")
+            code, message = _REPLY_ERRORS[faults.create_reply_status]
+            raise ApiError(faults.create_reply_status, code, message)
+        if fault == "reply_stall":
+            self._inject("create_reply_stall")
+            self._wake.wait(faults.create_reply_stall_seconds)
+        return reply
 
     def _submit(self, spec: CreateSpec, api_key: str, rid: str, resolve: bool) -> Task:
         """Data inspection of the inputs, then the task."""
@@ -441,7 +466,18 @@ class Service:
                 self._renders.release(task.render_key, task.render)
 
     def set_faults(self, faults: Faults) -> None:
-        self.injector = FaultInjector(faults)
+        """New probabilities; faults scripted and not yet met stay scripted."""
+        self.injector = self.injector.with_faults(faults)
+
+    def script_faults(self, fault: str, times: int = 1) -> dict[str, list[str]]:
+        """The next `times` requests of that kind meet `fault`; returns what is pending."""
+        self.injector.script(fault, times)
+        return self.injector.scripted()
+
+    def wake(self) -> None:
+        """Cut short every stalled create reply (the emulator is stopping)."""
+        self._wake.set()
+        self._wake = threading.Event()
 
     def counters_route(self, request: Request, rid: str) -> Reply:
         return json_reply(200, self.counters())
@@ -468,6 +504,16 @@ class Service:
         except (ValueError, TypeError) as exc:
             raise ApiError.invalid(str(exc)) from None
         return json_reply(200, {"faults": attrs.asdict(self.injector.faults)})
+
+    def script_route(self, request: Request, rid: str) -> Reply:
+        try:
+            spec = json.loads(request.body or b"{}")
+            if not isinstance(spec, dict) or set(spec) - {"fault", "times"} or "fault" not in spec:
+                raise ValueError('expected {"fault": NAME, "times": N}')
+            pending = self.script_faults(str(spec["fault"]), spec.get("times", 1))
+        except (ValueError, TypeError) as exc:
+            raise ApiError.invalid(str(exc)) from None
+        return json_reply(200, {"scripted": pending})
 
     def health_route(self, request: Request, rid: str) -> Reply:
         return json_reply(200, {"ok": True, "model": self.config.model})

@@ -39,6 +39,10 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: float | 
         raise ValueError(f"{attribute.name} must be > 0 (or None to disable), got {value!r}")
 
 
+# Statuses `create_reply_5xx` may answer with (408 too: clients treat it like a 5xx).
+REPLY_STATUSES = (408, 500, 502, 503, 504)
+
+
 @attrs.frozen(kw_only=True)
 class Faults:
     """Seeded, deterministic fault injection. Every probability defaults to 0 (off).
@@ -47,11 +51,22 @@ class Faults:
     the faults a create sees do not depend on how often a client polled. Per-task
     decisions (`task_failed`, `early_expiry`) are keyed by the task's creation
     order: the n-th task of a run meets the same fate in every run.
+
+    The `create_reply_*` faults create the task first and then lose its reply: a
+    TCP reset, a stall of `create_reply_stall_seconds` (wall clock, past a client's
+    read timeout) before the normal reply, or an HTTP `create_reply_status` error.
+    A client cannot tell them from "no task was created" without listing its tasks.
     """
 
     seed: int = 0
     create_429: float = attrs.field(default=0.0, validator=_probability)
     create_5xx: float = attrs.field(default=0.0, validator=_probability)
+    # Ambiguous creates: the task IS created (and will be billed), then the reply is lost.
+    create_reply_reset: float = attrs.field(default=0.0, validator=_probability)
+    create_reply_stall: float = attrs.field(default=0.0, validator=_probability)
+    create_reply_5xx: float = attrs.field(default=0.0, validator=_probability)
+    create_reply_status: int = attrs.field(default=500, validator=attrs.validators.in_(REPLY_STATUSES))
+    create_reply_stall_seconds: float = attrs.field(default=30.0, validator=_non_negative)
     query_503: float = attrs.field(default=0.0, validator=_probability)
     query_504: float = attrs.field(default=0.0, validator=_probability)
     query_reset: float = attrs.field(default=0.0, validator=_probability)
@@ -65,7 +80,7 @@ class Faults:
 
     def __attrs_post_init__(self) -> None:
         for group in (
-            ("create_429", "create_5xx"),
+            ("create_429", "create_5xx", "create_reply_reset", "create_reply_stall", "create_reply_5xx"),
             ("query_503", "query_504", "query_reset"),
             ("truncate_download", "corrupt_download"),
         ):
@@ -76,11 +91,7 @@ class Faults:
     @property
     def active(self) -> bool:
         """True when any fault can fire."""
-        return any(
-            getattr(self, field.name) > 0
-            for field in attrs.fields(Faults)
-            if field.name not in ("seed", "failed_code", "slow_seconds")
-        )
+        return any(getattr(self, field.name) > 0 for field in attrs.fields(Faults) if field.name not in _SETTINGS)
 
     @classmethod
     def parse(cls, spec: str | Mapping[str, object] | None) -> Faults:
@@ -100,6 +111,10 @@ class Faults:
         else:
             items = dict(spec)
         return cls(**_coerce(cls, items))
+
+
+# Fields that tune a fault rather than switch one on.
+_SETTINGS = ("seed", "failed_code", "slow_seconds", "create_reply_status", "create_reply_stall_seconds")
 
 
 def _coerce(cls: type, items: Mapping[str, object]) -> dict[str, Any]:

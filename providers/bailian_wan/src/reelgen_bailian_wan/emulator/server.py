@@ -101,7 +101,11 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {name.lower(): value for name, value in self.headers.items()}
             request = Request(self.command, path, query, headers, body)
             reply = self.server.service.handle(request)
-        self._send(reply)
+        try:
+            self._send(reply)
+        except ConnectionError:
+            # The client hung up first (e.g. it timed out on a stalled create): nothing to tell it.
+            self.close_connection = True
 
     def _send(self, reply: Reply) -> None:
         if reply.fault == "reset":
@@ -214,6 +218,7 @@ class DashScopeEmulator:
         server.shutdown()
         server.close_connections()
         server.server_close()
+        self.service.wake()
         if thread is not None:
             thread.join(timeout=5)
         self.service.release_renders()
@@ -282,5 +287,11 @@ class DashScopeEmulator:
         self.service.clock.advance(seconds)
 
     def set_faults(self, faults: Faults) -> None:
-        """Swap the fault injection of a running emulator."""
+        """Swap the fault injection of a running emulator (scripted faults stay)."""
         self.service.set_faults(faults)
+
+    def script_faults(self, fault: str, times: int = 1) -> dict[str, list[str]]:
+        """Make the next `times` requests of that fault's kind meet `fault` (a `Faults`
+        field name, e.g. "create_reply_reset": the next creates make their task and
+        lose the reply). Returns the scripted faults still pending, per kind."""
+        return self.service.script_faults(fault, times)
