@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs
 
 from ._converters import plain_dict
+from .pricing import Pricing
 
 __all__ = ["Capabilities", "OptionSpec", "ResolutionTier"]
 
@@ -36,6 +38,52 @@ class OptionSpec:
     #: Other options this one needs when it is given: `"name=value"` (that value, compared
     #: case-insensitively as text) or `"name"` (set to a true value). Defaults count.
     requires: tuple[str, ...] = ()
+
+
+def _optional_positive(integer: bool) -> Any:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None:
+            return
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok or not (math.isfinite(value) and value > 0):  # type: ignore[arg-type, operator]
+            kind = "a whole number" if integer else "a finite number"
+            raise ValueError(f"{attribute.name} must be {kind} greater than 0 or None, got {value!r}")
+
+    return check
+
+
+def _inside(value: float, allowed: tuple[float, ...] | None, bounds: tuple[float, float] | None) -> bool:
+    if allowed is not None:
+        return any(math.isclose(value, choice, abs_tol=1e-9) for choice in allowed)
+    return bounds is None or bounds[0] <= value <= bounds[1]
+
+
+def _default_problems(caps: Capabilities) -> list[str]:
+    """Why the declared defaults are not values this provider accepts (empty: they are)."""
+    problems = []
+    duration = caps.default_duration
+    if duration is not None:
+        if not _inside(duration, caps.durations, caps.duration_range) or duration <= 0:
+            problems.append(f"default_duration {duration!r} is not an allowed duration")
+        elif caps.integer_duration and duration != int(duration):
+            problems.append(f"default_duration {duration!r} must be whole seconds (integer_duration)")
+    fps = caps.default_fps
+    if fps is not None and (fps <= 0 or not _inside(fps, caps.native_fps, caps.fps_range)):
+        problems.append(f"default_fps {fps!r} is not a frame rate this provider outputs")
+    size = caps.default_size
+    if size is not None:
+        width, sep, height = size.partition("*")
+        if not (sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+            problems.append(f"default_size {size!r} is not 'W*H'")
+        elif caps.sizes is not None and size not in caps.sizes:
+            problems.append(f"default_size {size!r} is not one of sizes")
+        else:
+            sides = (int(width), int(height))
+            if any(side % caps.size_multiple_of for side in sides):
+                problems.append(f"default_size {size!r}: sides must be multiples of {caps.size_multiple_of}")
+            if caps.side_range is not None and not all(caps.side_range[0] <= s <= caps.side_range[1] for s in sides):
+                problems.append(f"default_size {size!r} is outside side_range {caps.side_range}")
+    return problems
 
 
 @attrs.frozen(kw_only=True)
@@ -93,12 +141,30 @@ class Capabilities:
     resume: bool = True
     #: How long the provider keeps the result URL, in seconds (None: durable).
     result_url_ttl: float | None = None
-    #: Jobs the account may run at once, and submissions per second (None: unlimited).
-    max_concurrency: int | None = None
-    max_submit_rate: float | None = None
+    #: The account's limits, enforced by the core's governor for every process using one
+    #: credential (`reelgen.governor`; `[limits.NAME]` overrides them). None: unlimited.
+    #: Jobs the account may run at once (from the create until the job is seen to end).
+    max_concurrency: int | None = attrs.field(default=None, validator=_optional_positive(integer=True))
+    #: Creates per second.
+    max_submit_rate: float | None = attrs.field(default=None, validator=_optional_positive(integer=False))
+    #: Status queries plus cancels per second.
+    max_query_rate: float | None = attrs.field(default=None, validator=_optional_positive(integer=False))
+    #: What an omitted request field becomes (None: the core picks from the ranges above).
+    #: Each must be one this provider accepts; checked when the capabilities are built.
+    default_duration: float | None = None
+    default_fps: float | None = None
+    #: "W*H".
+    default_size: str | None = None
     #: Costs money per generation.
     billed: bool = False
+    #: What it costs, as data (`reelgen.pricing`; `[pricing.NAME]` overrides it). None: undeclared.
+    pricing: Pricing | None = None
     options: Mapping[str, OptionSpec] = attrs.field(factory=dict, converter=plain_dict)
+
+    def __attrs_post_init__(self) -> None:
+        problems = _default_problems(self)
+        if problems:
+            raise ValueError(f"capabilities of {self.model!r}: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, for `reelgen providers --json`."""

@@ -16,10 +16,11 @@ if TYPE_CHECKING:
 
     import click
 
+    from .config import Config
     from .contract import VideoRequest, VideoResult
     from .download import VideoSource
-    from .config import Config
     from .events import Event
+    from .governor import Governor
     from .journal import Journal
     from .provider import ProviderFactory
 
@@ -44,21 +45,44 @@ def reelgen_register_commands(cli: click.Group) -> None:
 
 
 @hookspec(firstresult=True)
-def reelgen_cache_get(key: str, request: VideoRequest) -> VideoResult | None:
-    """Return the cached `VideoResult` for this cache key, or None. The first answer wins."""
+def reelgen_cache_get(key: str, request: VideoRequest, config: Config) -> VideoResult | None:
+    """Return the cached `VideoResult` for this cache key, or None. The first answer wins.
+
+    `config` is the generation's configuration (an implementation takes any subset of the
+    arguments)."""
 
 
 @hookspec
-def reelgen_cache_put(key: str, request: VideoRequest, result: VideoResult) -> None:
+def reelgen_cache_put(key: str, request: VideoRequest, result: VideoResult, config: Config) -> None:
     """Remember a result under this cache key. Store URLs and metadata only, never secrets."""
 
 
 @hookspec(firstresult=True)
-def reelgen_store_video(request: VideoRequest, result: VideoResult, source: VideoSource) -> VideoResult | None:
+def reelgen_store_video(
+    request: VideoRequest, result: VideoResult, source: VideoSource, config: Config, job_id: str | None
+) -> VideoResult | None:
     """Persist the video and return `result` with its durable `video_url`, sha256 and bytes.
 
     `source` streams the downloaded file (`source.open()`, `source.path`, `source.sha256`);
-    `result.video_url` is the provider's URL on entry. Return None to leave it to the next plugin.
+    `result.video_url` is the provider's URL on entry. `config` is the configuration in
+    effect, `job_id` the job's id (`provider:task_id`), to name the take by. Never overwrite
+    an existing file. Return None to leave it to the next plugin.
+    """
+
+
+@hookspec
+def reelgen_check_storage(config: Config) -> None:
+    """Raise `reelgen.errors.ConfigError` (with the fix) if videos cannot be stored as
+    `config` says. Called before anything is paid; every implementation is called."""
+
+
+@hookspec(firstresult=True)
+def reelgen_governor(config: Config) -> Governor | None:
+    """Return the `reelgen.governor.Governor` that enforces account limits for `config`.
+
+    The first answer wins; the built-in SQLite lease governor answers last. Called for
+    every generation: cache the backend (one per location per process) and return it.
+    Synchronous and cheap: open connections lazily, on the governor's first call.
     """
 
 

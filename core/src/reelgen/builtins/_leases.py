@@ -1,0 +1,166 @@
+"""Concurrency permits as leases in a SQLite table, shared by every process on one machine.
+
+A row is one slot in use: who holds it (host and pid, for people), the job it covers once
+bound, and when it expires unless renewed. A slot counts while its lease has not expired;
+an expired row is deleted (and logged) by the next caller that needs a slot. Each change
+is one `BEGIN IMMEDIATE` transaction, so "count, then insert if below the limit" is atomic
+across processes. Times are `time.time()`: the file outlives processes (and reboots).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import attrs
+
+__all__ = ["Grant", "LeaseTable", "holder_name"]
+
+log = logging.getLogger("reelgen.governor")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS leases (
+    token TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    job_id TEXT,
+    holder TEXT NOT NULL,
+    acquired_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leases_account ON leases (account, expires_at);
+CREATE INDEX IF NOT EXISTS leases_job ON leases (account, job_id);
+"""
+
+
+def holder_name() -> str:
+    """This process, as lease rows name it: `host:pid`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@attrs.frozen
+class Grant:
+    """The answer to one try: a token (None when the account is full), the slots in use,
+    and when the soonest lease expires (None if none is held)."""
+
+    token: str | None
+    in_use: int
+    next_expiry: float | None
+
+
+class LeaseTable:
+    """The `leases` table in `target` (a path, or a `file:` URI with `uri=True`)."""
+
+    def __init__(self, target: str, *, uri: bool = False) -> None:
+        self.target = target
+        self._uri = uri
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self.target, uri=self._uri, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            if not self._uri:
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._db()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @staticmethod
+    def _reclaim(conn: sqlite3.Connection, account: str, now: float) -> None:
+        expired = conn.execute(
+            "SELECT token, job_id, holder FROM leases WHERE account = ? AND expires_at <= ?", (account, now)
+        ).fetchall()
+        for _token, job_id, holder in expired:
+            # Not silently: the holder stopped renewing (it died, or polls too rarely).
+            log.warning(
+                "reclaimed the %s slot of %s (held by %s): its lease expired without renewal or release",
+                account,
+                f"job {job_id}" if job_id else "a submission that never bound a job",
+                holder,
+            )
+        if expired:
+            conn.execute("DELETE FROM leases WHERE account = ? AND expires_at <= ?", (account, now))
+
+    def try_acquire(self, account: str, limit: int, lease: float, holder: str) -> Grant:
+        with self._write() as conn:
+            now = time.time()
+            self._reclaim(conn, account, now)
+            in_use, soonest = conn.execute(
+                "SELECT COUNT(*), MIN(expires_at) FROM leases WHERE account = ?", (account,)
+            ).fetchone()
+            if in_use >= limit:
+                return Grant(None, int(in_use), soonest)
+            token = uuid.uuid4().hex
+            conn.execute(
+                "INSERT INTO leases (token, account, job_id, holder, acquired_at, expires_at) "
+                "VALUES (?, ?, NULL, ?, ?, ?)",
+                (token, account, holder, now, now + lease),
+            )
+            return Grant(token, int(in_use) + 1, min(soonest, now + lease) if soonest is not None else now + lease)
+
+    def bind(self, token: str, job_id: str, lease: float) -> bool:
+        with self._write() as conn:
+            changed = conn.execute(
+                "UPDATE leases SET job_id = ?, expires_at = ? WHERE token = ?", (job_id, time.time() + lease, token)
+            ).rowcount
+        return bool(changed)
+
+    def renew(self, token: str, lease: float) -> bool:
+        with self._write() as conn:
+            changed = conn.execute(
+                "UPDATE leases SET expires_at = MAX(expires_at, ?) WHERE token = ?", (time.time() + lease, token)
+            ).rowcount
+        return bool(changed)
+
+    def renew_job(self, account: str, job_id: str, lease: float) -> int:
+        with self._write() as conn:
+            return int(
+                conn.execute(
+                    "UPDATE leases SET expires_at = MAX(expires_at, ?) WHERE account = ? AND job_id = ?",
+                    (time.time() + lease, account, job_id),
+                ).rowcount
+            )
+
+    def release(self, token: str) -> bool:
+        with self._write() as conn:
+            return bool(conn.execute("DELETE FROM leases WHERE token = ?", (token,)).rowcount)
+
+    def release_job(self, account: str, job_id: str) -> int:
+        with self._write() as conn:
+            return int(conn.execute("DELETE FROM leases WHERE account = ? AND job_id = ?", (account, job_id)).rowcount)
+
+    def in_use(self, account: str) -> int:
+        with self._lock:
+            (count,) = (
+                self._db()
+                .execute("SELECT COUNT(*) FROM leases WHERE account = ? AND expires_at > ?", (account, time.time()))
+                .fetchone()
+            )
+        return int(count)

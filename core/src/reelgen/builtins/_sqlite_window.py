@@ -1,0 +1,158 @@
+"""A `limits` storage in a SQLite file, so every process on one machine shares its rate windows.
+
+`limits` ships memory, Redis, Memcached and MongoDB storages, none of which shares state
+between processes on one machine without a server. This one implements what the moving
+window strategy needs (`acquire_entry`, `get_moving_window`) plus the base counter
+methods, each change in one `BEGIN IMMEDIATE` transaction: SQLite's write lock makes the
+count-then-insert atomic across processes, as the Lua script does for Redis.
+
+Timestamps are `time.time()`, like `limits`' own storages (a wall clock shared by every
+process on the machine, unlike a per-boot monotonic clock in a file that outlives a reboot).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from limits.storage import MovingWindowSupport, Storage
+
+__all__ = ["SqliteWindowStorage"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS window_entries (key TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS window_entries_key_at ON window_entries (key, at);
+CREATE TABLE IF NOT EXISTS window_counters (
+    key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at REAL NOT NULL
+);
+"""
+SCHEME = "reelgen+sqlite"
+
+
+class SqliteWindowStorage(Storage, MovingWindowSupport):
+    """`reelgen+sqlite:///path/to/file.db`, or a plain path. Safe across threads and processes."""
+
+    STORAGE_SCHEME = [SCHEME]  # noqa: RUF012 - `limits`' registry reads this class attribute
+
+    def __init__(self, uri: str, wrap_exceptions: bool = False, **options: float | str | bool) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        prefix = SCHEME + "://"
+        self.path = Path(uri[len(prefix) :] if uri.startswith(prefix) else uri)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return sqlite3.Error
+
+    # -- connection ------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding SQLite's write lock from the first read."""
+        with self._lock:
+            conn = self._db()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- moving window ---------------------------------------------------------------
+
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        if amount > limit:
+            return False
+        with self._write() as conn:
+            now = time.time()
+            conn.execute("DELETE FROM window_entries WHERE key = ? AND at < ?", (key, now - expiry))
+            (count,) = conn.execute("SELECT COUNT(*) FROM window_entries WHERE key = ?", (key,)).fetchone()
+            if count + amount > limit:
+                return False
+            conn.executemany("INSERT INTO window_entries (key, at) VALUES (?, ?)", [(key, now)] * amount)
+            return True
+
+    def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        with self._lock:
+            now = time.time()
+            oldest, count = (
+                self._db()
+                .execute("SELECT MIN(at), COUNT(*) FROM window_entries WHERE key = ? AND at >= ?", (key, now - expiry))
+                .fetchone()
+            )
+        return (float(oldest) if oldest is not None else now), int(count)
+
+    # -- counters (the fixed-window methods every storage has) -------------------------
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        with self._write() as conn:
+            now = time.time()
+            row = conn.execute("SELECT value, expires_at FROM window_counters WHERE key = ?", (key,)).fetchone()
+            if row is None or row[1] <= now:
+                value, expires_at = amount, now + expiry
+            else:
+                value, expires_at = row[0] + amount, row[1]
+            conn.execute(
+                "INSERT OR REPLACE INTO window_counters (key, value, expires_at) VALUES (?, ?, ?)",
+                (key, value, expires_at),
+            )
+            return int(value)
+
+    def get(self, key: str) -> int:
+        row = self._counter(key)
+        return int(row[0]) if row is not None else 0
+
+    def get_expiry(self, key: str) -> float:
+        row = self._counter(key)
+        return float(row[1]) if row is not None else time.time()
+
+    def _counter(self, key: str) -> Any:
+        with self._lock:
+            return (
+                self._db()
+                .execute(
+                    "SELECT value, expires_at FROM window_counters WHERE key = ? AND expires_at > ?", (key, time.time())
+                )
+                .fetchone()
+            )
+
+    def check(self) -> bool:
+        try:
+            with self._lock:
+                self._db().execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def reset(self) -> int | None:
+        with self._write() as conn:
+            removed = conn.execute("DELETE FROM window_entries").rowcount
+            removed += conn.execute("DELETE FROM window_counters").rowcount
+            return int(removed)
+
+    def clear(self, key: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM window_entries WHERE key = ?", (key,))
+            conn.execute("DELETE FROM window_counters WHERE key = ?", (key,))

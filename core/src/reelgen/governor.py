@@ -1,0 +1,228 @@
+"""The account governor: how many jobs an account runs at once and how fast it calls, for every provider.
+
+Providers count their limits per account (DashScope: 5 tasks at once, 5 creates and 20
+queries per second, summed over every process and machine using the key). The core
+enforces them, so no provider carries its own limiter:
+
+* `Limits` are data: a provider declares them in its `Capabilities` (`max_concurrency`,
+  `max_submit_rate`, `max_query_rate`), and `[limits.NAME]` in the configuration
+  overrides them (`concurrency`, `submit_rate`, `query_rate`); `limits_for` merges both.
+* An `Account` is the provider's name and `provider.account_id`, a non-reversible id of
+  the credential (never the key), so two keys of one provider have separate limits.
+* A `Governor` hands out concurrency `Permit`s (held from just before the create until
+  the job is seen to end, renewed on every poll, released on every exit path) and rate
+  tokens (`throttle`, before every create, status query and cancel). Every wait is
+  bounded by the caller's `deadline_at` and reported through `on_wait` as a `Wait`.
+  Running out of time while waiting for a slot or a submit token is a
+  `GenerationTimeout` with no job: nothing was created, nothing is billed.
+
+`get_governor(config)` asks the `reelgen_governor` hook (firstresult) for the backend.
+The built-in one (`reelgen.builtins.governor`, registered `trylast`) keeps leases and
+rate windows in a SQLite file beside the job journal, shared by every process on the
+machine; a plugin answering the hook first (e.g. a Redis one) shares them across machines.
+
+A permit's lease lives `LEASE` seconds without renewal: a permit whose holder died comes
+back when its lease expires, or earlier when anyone sees its bound job end
+(`release_job`); it is never dropped while its job may still run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import attrs
+
+from .errors import ConfigError, PluginError
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .provider import Provider
+
+__all__ = [
+    "LEASE",
+    "Account",
+    "Governor",
+    "Limits",
+    "Permit",
+    "Wait",
+    "WaitReason",
+    "account_for",
+    "get_governor",
+    "limits_for",
+]
+
+#: Seconds a permit lives without renewal (8 of bailian's longest poll intervals). A job
+#: whose provider polls less often than this should renew it (`Governor.renew_job`).
+LEASE = 120.0
+
+WaitReason = Literal["slot", "submit_rate", "query_rate"]
+ThrottleKind = Literal["submit", "query"]
+
+
+def _optional_positive(integer: bool) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok or not (math.isfinite(value) and value > 0):
+            kind = "a whole number" if integer else "a finite number"
+            raise ValueError(f"{attribute.name} must be {kind} greater than 0 (or absent: unlimited), got {value!r}")
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class Limits:
+    """One account's limits; None means unlimited."""
+
+    #: Jobs the account may run at once.
+    concurrency: int | None = attrs.field(default=None, validator=_optional_positive(integer=True))
+    #: Creates per second.
+    submit_rate: float | None = attrs.field(default=None, validator=_optional_positive(integer=False))
+    #: Status queries plus cancels per second.
+    query_rate: float | None = attrs.field(default=None, validator=_optional_positive(integer=False))
+
+    def rate(self, kind: ThrottleKind) -> float | None:
+        """The rate for `throttle`'s `kind`."""
+        return self.submit_rate if kind == "submit" else self.query_rate
+
+
+_LIMIT_KEYS = tuple(field.name for field in attrs.fields(Limits))
+_UNLIMITED = ("none", "off", "false", "unlimited", "")
+
+
+def limits_for(provider: Provider, config: Config) -> Limits:
+    """The provider's declared limits, each overridden by `[limits.NAME]` when set there.
+
+    A value of `"none"` (or `"unlimited"`) in the configuration lifts that limit.
+    """
+    capabilities = provider.capabilities
+    declared: dict[str, Any] = {
+        "concurrency": capabilities.max_concurrency,
+        "submit_rate": capabilities.max_submit_rate,
+        "query_rate": getattr(capabilities, "max_query_rate", None),
+    }
+    overrides: Mapping[str, Any] = getattr(config, "limits", {}).get(provider.name, {})
+    unknown = sorted(set(overrides) - set(_LIMIT_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) limits.{provider.name}.{', '.join(unknown)}; known: {', '.join(_LIMIT_KEYS)}"
+        )
+    for key, value in overrides.items():
+        if isinstance(value, str) and value.strip().lower() in _UNLIMITED:
+            value = None
+        declared[key] = value
+    try:
+        return Limits(**declared)
+    except ValueError as exc:
+        raise ConfigError(f"limits.{provider.name}.{exc}") from None
+
+
+@attrs.frozen
+class Account:
+    """Whose limits: a provider and a non-reversible id of its credential ("" for keyless providers)."""
+
+    provider: str
+    id: str
+
+    @property
+    def key(self) -> str:
+        """One string naming the account, for storage keys."""
+        return f"{self.provider}/{self.id}" if self.id else self.provider
+
+
+def account_for(provider: Provider) -> Account:
+    """The account `provider` calls as (`provider.account_id`, "" when it has none)."""
+    return Account(provider.name, str(getattr(provider, "account_id", "") or ""))
+
+
+@attrs.frozen
+class Wait:
+    """Why a caller is waiting, for progress ("waiting for a slot: 5/5 in use")."""
+
+    reason: WaitReason
+    #: Slots in use, or calls in the current rate window (None if the backend cannot tell).
+    in_use: int | None
+    limit: int | None
+
+    def describe(self) -> str:
+        """A line for people: "waiting for a slot: 5/5 in use"."""
+        what = {"slot": "a slot", "submit_rate": "a submit token", "query_rate": "a query token"}[self.reason]
+        if self.in_use is None or self.limit is None:
+            return f"waiting for {what}"
+        used = "in use" if self.reason == "slot" else "in the last window"
+        return f"waiting for {what}: {self.in_use}/{self.limit} {used}"
+
+
+OnWait = Callable[[Wait], None]
+
+
+class Permit(Protocol):
+    """One concurrency slot, from just before the create until the job is seen to end."""
+
+    #: Unique per permit (a no-op permit's token is "").
+    token: str
+
+    async def bind(self, job_id: str) -> None:
+        """After the create: the permit is now named by the job (`release_job` finds it)."""
+
+    async def renew(self) -> None:
+        """Extend the lease by `LEASE` (called on every poll)."""
+
+    async def release(self) -> None:
+        """Give the slot back. Idempotent; call it on every exit path."""
+
+
+class Governor(Protocol):
+    """A backend for permits and rate windows. It must not bind to an event loop:
+    the sync API runs one `asyncio.run` per call against the same governor."""
+
+    async def acquire(
+        self, account: Account, limits: Limits, *, deadline_at: float, on_wait: OnWait | None = None
+    ) -> Permit:
+        """A concurrency permit, waiting at most until `deadline_at` (on `time.monotonic()`).
+
+        Raises `GenerationTimeout` (job_id None; its message says no task was created)
+        when none comes in time. A no-op permit when `limits.concurrency` is None.
+        """
+
+    async def throttle(
+        self,
+        account: Account,
+        limits: Limits,
+        kind: ThrottleKind,
+        *,
+        deadline_at: float,
+        on_wait: OnWait | None = None,
+    ) -> None:
+        """Take one `submit` or `query` token, waiting at most until `deadline_at`.
+
+        Raises `GenerationTimeout` when none comes in time. No wait when the rate is None.
+        """
+
+    async def renew_job(self, account: Account, job_id: str) -> None:
+        """Extend the lease of the permit bound to `job_id` (an adopted job, polled elsewhere)."""
+
+    async def release_job(self, account: Account, job_id: str) -> None:
+        """The job was seen to end: free its permit, whoever holds it (or held it and died)."""
+
+    async def in_use(self, account: Account) -> int:
+        """Permits currently held for `account` (unexpired leases)."""
+
+    async def aclose(self) -> None:
+        """Release this process's resources (not the permits: their jobs may still run)."""
+
+
+def get_governor(config: Config) -> Governor:
+    """The governor for `config`, from the `reelgen_governor` hook (the first answer wins).
+
+    Backends cache themselves per process (one per location), so this is cheap to call.
+    """
+    from .plugins import get_plugin_manager
+
+    governor = get_plugin_manager().hook.reelgen_governor(config=config)
+    if governor is None:
+        raise PluginError("no plugin answered reelgen_governor (the built-in reelgen.builtins.governor is missing)")
+    return governor  # type: ignore[no-any-return]
