@@ -121,6 +121,9 @@ class Config:
     storage: StorageConfig = attrs.field(factory=StorageConfig)
     jobs: JobsConfig = attrs.field(factory=JobsConfig)
     providers: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    #: `[limits.NAME]`: overrides of a provider's declared account limits (`concurrency`,
+    #: `submit_rate`, `query_rate`); `reelgen.governor.limits_for` checks and merges them.
+    limits: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     #: Where the file settings came from (None: defaults only).
     source: str | None = None
 
