@@ -86,8 +86,16 @@ CAPABILITIES = Capabilities(
     cancel="pending",
     resume=True,
     result_url_ttl=86_400.0,
+    # Per main account, summed over its keys (reference section 6); the core's governor
+    # enforces them across processes (override in [limits.bailian_wan]).
     max_concurrency=5,
     max_submit_rate=5.0,
+    max_query_rate=20.0,
+    # The API's own defaults for an omitted field (5 s; flash always outputs 30 fps), and
+    # 720P landscape (the tier follows `size`; the aspect follows the image anyway).
+    default_duration=5.0,
+    default_fps=30.0,
+    default_size="1280*720",
     billed=True,
     options=_OPTIONS,
 )

@@ -13,6 +13,7 @@ everything else (retries, downloads, storage). What this class adds:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import tempfile
@@ -80,6 +81,7 @@ class BailianWanProvider:
         self._views: OrderedDict[str, TaskView] = OrderedDict()
         self._lock = threading.Lock()
         self._emulator: DashScopeEmulator | None = None
+        self._account_id: str | None = None
 
     def __repr__(self) -> str:
         return f"BailianWanProvider(region={self.config.region!r}, emulator={self.config.emulator})"
@@ -90,6 +92,20 @@ class BailianWanProvider:
         return validate_request(request, self.config)
 
     # -- endpoint and key --------------------------------------------------------------
+
+    @property
+    def account_id(self) -> str:
+        """Whose limits the core's governor applies: a short sha256 of the base URL and key.
+
+        DashScope counts limits per account; one key (on one endpoint) is the closest we can
+        name it from here. Computed once, on first use; never the key itself, and not
+        reversible to it. With `emulator = true` this starts the emulator (its URL is its port).
+        """
+        if self._account_id is None:
+            base_url, api_key = self._endpoint()
+            digest = hashlib.sha256(f"{base_url}\n{api_key}".encode()).hexdigest()
+            self._account_id = digest[:16]
+        return self._account_id
 
     def _endpoint(self) -> tuple[str, str]:
         """(base URL, API key) for the next call. The key is never stored on `self`."""
