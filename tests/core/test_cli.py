@@ -57,15 +57,15 @@ GEN = (
 )
 
 
-def test_generate_prints_the_durable_url_on_stdout_then_hits_the_cache(workdir, capsys):
+def test_generate_prints_the_stored_path_on_stdout_then_hits_the_cache(workdir, capsys):
     code, out, err = run(capsys, *GEN)
     assert code == 0, err
-    url = out.strip()
-    assert url.startswith("file://") and url.endswith(".mp4")
-    assert Path(url[len("file://") :]).parent == (workdir / "output" / "videos").resolve()
+    path = Path(out.strip())  # local storage: a path a person can open, not a file:// URI
+    assert path.is_absolute() and path.suffix == ".mp4" and path.is_file()
+    assert path.parent == (workdir / "output" / "videos").resolve()
     code, out, err = run(capsys, *GEN, "--json")
     result = json.loads(out)
-    assert code == 0 and result["cached"] is True and result["video_url"] == url
+    assert code == 0 and result["cached"] is True and result["video_url"] == path.as_uri()  # --json keeps the URL
     assert (result["duration"], result["fps"], result["size"]) == (1.0, 8.0, "64*48")
 
 

@@ -16,6 +16,7 @@ _BUILTIN_COMMANDS = {
     "providers": ("reelgen.cli.providers", "providers"),
     "schema": ("reelgen.cli.schema", "schema"),
     "cache": ("reelgen.cli.cache", "cache"),
+    "jobs": ("reelgen.cli.jobs", "jobs"),
     "plugins": ("reelgen.cli.providers", "plugins"),
 }
 
@@ -53,9 +54,11 @@ class _ReelgenGroup(click.Group):
 def cli() -> None:
     """Generate videos with any installed provider, and get durable, verified MP4s back.
 
-    Progress goes to stderr, results to stdout. Exit codes: 0 success, 2 invalid request
-    or usage, 3 provider refused (auth, quota, content), 4 provider failure or timeout,
-    130 interrupted (the remote job is cancelled where the provider allows it).
+    Progress goes to stderr, results to stdout. Exit codes: 0 success, 2 invalid request,
+    usage or configuration (a corrupt cache or job journal file included), 3 provider refused
+    (auth, quota, content), 4 provider failure or timeout, 130 interrupted by Ctrl-C (SIGINT),
+    143 by SIGTERM, 129 by SIGHUP (the remote job is cancelled where the provider allows it;
+    what may still be billed ends with `reelgen jobs resume ID`).
     """
 
 

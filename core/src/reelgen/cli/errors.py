@@ -1,21 +1,38 @@
-"""Turn reelgen's error types into the CLI's exit codes and one clear line on stderr."""
+"""Turn reelgen's error types into the CLI's exit codes and one clear line on stderr.
+
+Exit codes: 0 success, 2 invalid request, usage or configuration (including a corrupt
+cache or job store file), 3 provider refused, 4 provider failure or timeout, 130 Ctrl-C
+(SIGINT), 143 SIGTERM, 129 SIGHUP (see `reelgen.cli.signals`).
+"""
 
 from __future__ import annotations
 
+import json
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from ..errors import Cancelled, ReelgenError
 
-__all__ = ["EXIT_INTERRUPTED", "fail", "run_with_exit_codes"]
+if TYPE_CHECKING:
+    from .outcome import JobTracker
+    from .signals import Interrupted
+
+__all__ = ["EXIT_INTERRUPTED", "fail", "interrupted", "run_with_exit_codes"]
 
 EXIT_INTERRUPTED = 130
 
 
-def fail(exc: BaseException, *, as_json: bool = False) -> NoReturn:
-    """Report `exc` and exit with its code."""
+def _with_command(message: str, command: str | None) -> str:
+    """`message`, ending with `command` (once)."""
+    if command is None or message.rstrip().rstrip(".").endswith(command):
+        return message
+    return f"{message.rstrip().rstrip('.')}; collect it with: {command}"
+
+
+def fail(exc: BaseException, *, as_json: bool = False, tracker: JobTracker | None = None) -> NoReturn:
+    """Report `exc` and exit with its code; after payment, the message ends with `reelgen jobs resume ID`."""
     if isinstance(exc, ReelgenError):
         code = exc.exit_code
         kind = type(exc).__name__
@@ -23,18 +40,43 @@ def fail(exc: BaseException, *, as_json: bool = False) -> NoReturn:
         code, kind = EXIT_INTERRUPTED, "Interrupted"
     else:
         code, kind = 4, type(exc).__name__
-    message = str(exc) or kind
-    if as_json:
-        import json
+    command = None
+    if tracker is not None:
+        command = tracker.failure_resume(exc)
+    else:
+        from .outcome import JobTracker
 
+        command = JobTracker().failure_resume(exc)
+    message = _with_command(str(exc) or kind, command)
+    if as_json:
         payload: dict[str, Any] = {"error": {"type": kind, "message": message, "exit_code": code}}
         for attribute in ("code", "request_id", "task_id", "job_id", "field"):
             value = getattr(exc, attribute, None)
             if value is not None:
                 payload["error"][attribute] = value
+        if command is not None:
+            payload["error"].setdefault("job_id", command.rsplit(" ", 1)[-1])
+            payload["error"]["resume"] = command
         click.echo(json.dumps(payload))
     click.secho(f"error ({kind}): {message}", fg="red", err=True)
     sys.exit(code)
+
+
+def interrupted(signal: Interrupted, tracker: JobTracker, *, as_json: bool = False) -> NoReturn:
+    """Say what a signal stopped and what may still be billed, then exit with its code."""
+    note, command = tracker.interrupted_note(signal.name)
+    if as_json:
+        payload: dict[str, Any] = {
+            "error": {"type": "Interrupted", "message": note, "exit_code": signal.exit_code, "signal": signal.name}
+        }
+        if tracker.id is not None:
+            payload["error"]["job_id"] = tracker.id
+            payload["error"]["remote_cancelled"] = bool(tracker.remote_cancelled)
+        if command is not None:
+            payload["error"]["resume"] = command
+        click.echo(json.dumps(payload))
+    click.secho(note, fg="yellow", err=True)
+    sys.exit(signal.exit_code)
 
 
 def run_with_exit_codes(command: click.Command, args: list[str]) -> Any:

@@ -1,0 +1,131 @@
+"""What the CLI learns about a generation from its events, and the last line it prints.
+
+Whatever stops a generation once the provider may have been paid (Ctrl-C, a signal, the
+deadline, a failure after the video was made) the CLI's last line names the job and ends
+with the command that collects it: `reelgen jobs resume ID`. `--json` output carries the
+same command in a `resume` field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import (
+    Cancelled,
+    GenerationTimeout,
+    ProviderFailed,
+    ProviderRefused,
+    ReelgenError,
+    StorageError,
+    SubmissionUnknown,
+)
+from ..events import Event
+
+__all__ = ["JobTracker", "resume_command", "tee"]
+
+
+def resume_command(job_id: str) -> str:
+    """The exact command that collects job `job_id`."""
+    return f"reelgen jobs resume {job_id}"
+
+
+def tee(*callbacks: Callable[[Event], Any] | None) -> Callable[[Event], None]:
+    """One `on_event` callback calling each of `callbacks` in turn."""
+    chosen = [callback for callback in callbacks if callback is not None]
+
+    def each(event: Event) -> None:
+        for callback in chosen:
+            callback(event)
+
+    return each
+
+
+class JobTracker:
+    """An `on_event` callback remembering the job's ids and how far it got."""
+
+    def __init__(self) -> None:
+        #: The journal entry's permanent id (before the provider gave a task id).
+        self.entry_id: str | None = None
+        #: `provider:task_id`, once the provider accepted the job.
+        self.job_id: str | None = None
+        #: Whether the provider stopped the job after a cancel (None: no cancel yet).
+        self.remote_cancelled: bool | None = None
+        self.cache_hit = False
+        #: The core's own resume command, from a `delivery_failed` event.
+        self.delivery_resume: str | None = None
+
+    def resuming(self, ref: str) -> None:
+        """Start from a known job (`reelgen jobs resume ID`): the job id, or the entry id `j-...`."""
+        if ":" in ref:
+            self.job_id = ref
+        else:
+            self.entry_id = ref
+
+    def __call__(self, event: Event) -> None:
+        data = event.data
+        if event.kind == "journaled":
+            self.entry_id = str(data.get("entry_id") or event.job_id or "") or self.entry_id
+        elif event.kind in ("submitted", "attached") and (data.get("job_id") or event.job_id):
+            self.job_id = str(data.get("job_id") or event.job_id)
+        elif event.kind == "cache_hit":
+            self.cache_hit = True
+        elif event.kind == "cancelled":
+            self.remote_cancelled = bool(data.get("remote_cancelled"))
+        elif event.kind == "delivery_failed" and data.get("resume"):
+            self.delivery_resume = str(data["resume"])
+        if event.job_id and self.job_id is None and event.kind not in ("journaled", "cache_hit"):
+            self.job_id = event.job_id
+
+    @property
+    def id(self) -> str | None:
+        """The best id of the job: the provider's once known, else the journal entry's."""
+        return self.job_id or self.entry_id
+
+    @property
+    def paid(self) -> bool:
+        """True once a create may have reached the provider (a task may exist and be billed)."""
+        return self.id is not None and not self.cache_hit
+
+    def interrupted_note(self, signal_name: str) -> tuple[str, str | None]:
+        """(message, resume command or None) after a signal stopped the generation."""
+        job = self.id
+        if job is None or self.cache_hit:
+            return f"interrupted by {signal_name}: nothing was submitted, nothing is billed", None
+        command = resume_command(job)
+        if self.job_id is None:
+            note = (
+                f"interrupted by {signal_name} while the create was in flight: a task may exist and be billed; "
+                f"find and collect it with: {command}"
+            )
+        elif self.remote_cancelled:
+            note = (
+                f"interrupted by {signal_name}: the remote job {job} was cancelled and will not be billed; "
+                f"check it with: {command}"
+            )
+        else:
+            note = (
+                f"interrupted by {signal_name}: the remote job {job} could not be cancelled and may still "
+                f"be billed; collect the video with: {command}"
+            )
+        return note, command
+
+    def failure_resume(self, exc: BaseException) -> str | None:
+        """The resume command to end a failure's message with, or None when nothing is billed."""
+        job = getattr(exc, "job_id", None) or self.id
+        if job is None:
+            task = getattr(exc, "task_id", None)
+            provider = getattr(exc, "provider", None)
+            job = f"{provider}:{task}" if task and provider else None
+        if job is None or self.cache_hit:
+            return None
+        if isinstance(exc, Cancelled):
+            return None if exc.remote_cancelled else resume_command(job)
+        if isinstance(exc, (GenerationTimeout, SubmissionUnknown, StorageError)):
+            return self.delivery_resume or resume_command(job)
+        if isinstance(exc, (ProviderFailed, ProviderRefused)):
+            # The provider says the job failed for good: nothing to collect.
+            return None
+        if isinstance(exc, ReelgenError) and self.paid:
+            return self.delivery_resume or resume_command(job)
+        return None
