@@ -108,6 +108,8 @@ class StorageConfig:
     max_bytes: int = attrs.field(default=2 * 1024**3, validator=_positive_int)
     #: Extra keyword arguments for the fsspec filesystem (e.g. endpoint_url for S3).
     options: dict[str, Any] = attrs.field(factory=dict)
+    #: Write `NAME.json` (the request and the result) beside each stored `NAME.mp4`.
+    sidecar: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -348,7 +348,14 @@ class Job:
         pm = get_plugin_manager()
         request = self.request or VideoRequest(prompt="(resumed job)")
         try:
-            stored = await acall_firstresult(pm.hook.reelgen_store_video, request=request, result=draft, source=source)
+            stored = await acall_firstresult(
+                pm.hook.reelgen_store_video,
+                request=request,
+                result=draft,
+                source=source,
+                config=self.config,
+                job_id=self.id,
+            )
         except StorageError:
             raise
         except Exception as exc:
