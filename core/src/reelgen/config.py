@@ -11,6 +11,7 @@ The file is `./reelgen.toml`, else the file named by `REELGEN_CONFIG`, else
 | `REELGEN_STORAGE_MAX_BYTES` | `storage.max_bytes` |
 | `REELGEN_JOBS_URL` | `jobs.url` |
 | `REELGEN_DEADLINE` | `deadline` (seconds) |
+| `REELGEN_QUEUE_TIMEOUT` | `queue_timeout` (seconds) |
 | `REELGEN_PROVIDERS__<NAME>__<KEY>` | `providers.<name>.<key>` (value parsed as TOML, else a string) |
 
 Secrets do not belong here: providers read their keys from the environment or a key
@@ -119,6 +120,10 @@ class Config:
     provider: str | None = None
     #: Overall deadline for one generation, in seconds (submit to stored file).
     deadline: float = attrs.field(default=1800.0, validator=_positive_number)
+    #: Longest a job may wait at the provider before it starts running, in seconds (None: no limit).
+    queue_timeout: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive_number)  # type: ignore[arg-type]
+    )
     cache: CacheConfig = attrs.field(factory=CacheConfig)
     storage: StorageConfig = attrs.field(factory=StorageConfig)
     jobs: JobsConfig = attrs.field(factory=JobsConfig)
@@ -126,6 +131,9 @@ class Config:
     #: `[limits.NAME]`: overrides of a provider's declared account limits (`concurrency`,
     #: `submit_rate`, `query_rate`); `reelgen.governor.limits_for` checks and merges them.
     limits: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    #: `[pricing.NAME]`: a provider's price table, replacing the declared one (prices change);
+    #: `reelgen.pricing.pricing_for` checks and applies it.
+    pricing: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     #: Where the file settings came from (None: defaults only).
     source: str | None = None
 
@@ -196,6 +204,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     simple = {
         "REELGEN_PROVIDER": ("provider",),
         "REELGEN_DEADLINE": ("deadline",),
+        "REELGEN_QUEUE_TIMEOUT": ("queue_timeout",),
         "REELGEN_CACHE_URL": ("cache", "url"),
         "REELGEN_STORAGE_URL": ("storage", "url"),
         "REELGEN_STORAGE_MAX_BYTES": ("storage", "max_bytes"),
@@ -204,7 +213,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     for variable, path in simple.items():
         if variable in environ:
             value: Any = environ[variable]
-            if path[-1] in ("deadline", "max_bytes"):
+            if path[-1] in ("deadline", "queue_timeout", "max_bytes"):
                 value = parse_value(value)
             _set(data, path, value)
     for variable, raw in environ.items():

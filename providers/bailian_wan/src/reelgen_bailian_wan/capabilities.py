@@ -7,8 +7,9 @@ comments say where a value is a choice between conflicting revisions.
 from __future__ import annotations
 
 from reelgen.capabilities import Capabilities, OptionSpec, ResolutionTier
+from reelgen.pricing import PriceTable, Pricing, Rate
 
-__all__ = ["CAPABILITIES", "MODEL", "PROVIDER", "TIERS"]
+__all__ = ["CAPABILITIES", "MODEL", "PRICING", "PROVIDER", "TIERS"]
 
 #: The provider's name in configuration, options and job ids.
 PROVIDER = "bailian_wan"
@@ -60,6 +61,44 @@ _OPTIONS = {
     ),
 }
 
+#: Per output second, by region, tier and audio (issue 13's published figures, read 2026-12-01).
+#: The reference (section 6) gives the mainland figures only, as third-party hints, and says
+#: "no official figures were gathered"; the international ones are not in it. Flash is not
+#: offered in the other regions, so they have no table (an estimate there is unknown).
+PRICING = Pricing(
+    tables=(
+        PriceTable(
+            currency="CNY",
+            regions=("cn-beijing",),
+            rates=(
+                Rate(tier="720P", audio=True, per_second=0.3),
+                Rate(tier="720P", audio=False, per_second=0.15),
+                Rate(tier="1080P", audio=True, per_second=0.5),
+                Rate(tier="1080P", audio=False, per_second=0.25),
+            ),
+        ),
+        PriceTable(
+            currency="USD",
+            regions=("ap-southeast-1",),
+            rates=(
+                Rate(tier="720P", audio=True, per_second=0.05),
+                Rate(tier="720P", audio=False, per_second=0.025),
+                Rate(tier="1080P", audio=True, per_second=0.075),
+                Rate(tier="1080P", audio=False, per_second=0.0375),
+            ),
+        ),
+    ),
+    as_of="2026-12-01",
+    source="https://help.aliyun.com/zh/model-studio/models (mainland), "
+    "https://www.alibabacloud.com/help/en/model-studio/models (international)",
+    tier_option="resolution",
+    audio_option="audio",
+    usage_seconds="output_video_duration",
+    usage_tier="SR",
+    usage_audio="audio",
+    note="The reference lists the mainland figures as third-party hints (section 6) and no international ones.",
+)
+
 CAPABILITIES = Capabilities(
     model=MODEL,
     duration_range=(2.0, 15.0),
@@ -97,5 +136,6 @@ CAPABILITIES = Capabilities(
     default_fps=30.0,
     default_size="1280*720",
     billed=True,
+    pricing=PRICING,
     options=_OPTIONS,
 )

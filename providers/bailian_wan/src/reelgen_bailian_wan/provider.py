@@ -86,6 +86,11 @@ class BailianWanProvider:
     def __repr__(self) -> str:
         return f"BailianWanProvider(region={self.config.region!r}, emulator={self.config.emulator})"
 
+    @property
+    def region(self) -> str:
+        """The deployment this instance talks to: prices differ by region (`reelgen.pricing`)."""
+        return self.config.region
+
     # -- validate ----------------------------------------------------------------------
 
     def validate(self, request: VideoRequest) -> list[str]:
