@@ -269,11 +269,10 @@ class _WarningPrinter:
         self.shown: set[str] = set()
 
     def __call__(self, event: Any) -> None:
-        found = event.data.get("warnings") if event.kind in ("validated", "journaled", "submitted") else None
-        for warning in found or ():
-            if warning not in self.shown:
-                self.shown.add(warning)
-                click.secho(f"warning: {warning}", fg="yellow", err=True)
+        warning = event.data.get("message") if event.kind == "warning" else None
+        if warning and warning not in self.shown:
+            self.shown.add(str(warning))
+            click.secho(f"warning: {warning}", fg="yellow", err=True)
 
 
 def _print_submitted(job: Job, *, as_json: bool) -> None:
