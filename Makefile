@@ -4,13 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck docs bench clean
+.PHONY: setup demo test lint typecheck docs bench clean services
 
 $(STAMP): constraints.txt core/pyproject.toml providers/preview/pyproject.toml providers/bailian_wan/pyproject.toml contracts/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt \
-		-e core -e providers/preview -e providers/bailian_wan -e contracts -r requirements-dev.txt
+		-e 'core[s3,redis,workers]' -e providers/preview -e providers/bailian_wan -e contracts -r requirements-dev.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,7 +30,11 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python docs/gen_cli_reference.py
 
-test: $(STAMP) lint typecheck
+# Real services for the tests (redis-server); installed from Debian's packages when run as root.
+services:
+	@if [ "$$(id -u)" = 0 ] && ! command -v redis-server >/dev/null 2>&1; then bash .ci/services.sh; fi
+
+test: services $(STAMP) lint typecheck
 	$(BIN)/python docs/gen_cli_reference.py --check
 	$(BIN)/pytest -n 2 --dist loadfile
 
