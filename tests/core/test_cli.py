@@ -153,12 +153,12 @@ def test_ctrl_c_cancels_the_remote_job_and_exits_130(workdir):
     )
     deadline = time.monotonic() + 30
     seen = ""
-    while "submitted" not in seen and time.monotonic() < deadline:
+    while "job preview:" not in seen and time.monotonic() < deadline:  # the progress line naming the job
         seen += process.stderr.readline()
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130, seen + err
-    assert "was cancelled" in err and out == ""
+    assert "was cancelled and will not be billed" in err and out == ""
 
 
 def test_provider_flag_beats_environment_beats_file(workdir, capsys, monkeypatch):
