@@ -69,6 +69,8 @@ RowState = Literal["pending", "starting", "waiting", "queued", "running", "deliv
 _QUEUE_EXTRA = 2
 #: Rows in flight when the account declares no concurrency limit.
 _UNLIMITED_WINDOW = 16
+#: Seconds between looks at the account's free slots while rows queue in the batch.
+_SLOT_CHECK = 0.05
 
 
 # -- outcomes and the results file ------------------------------------------------------------
@@ -378,6 +380,9 @@ class _Runner:
         self.cancelled_remote: set[str] = set()
         self.left_running: set[str] = set()
         self._windows: dict[str, tuple[int, int | None]] = {}
+        #: Per provider, rows past `_slot_free` whose job does not exist yet.
+        self._admitted: dict[str, int] = {}
+        self._admitting: set[str] = set()
         self._stopping = False
         done, self.known_jobs = self._previous()
         self.todo = [planned for planned in plan.rows if planned.row.id not in done]
@@ -508,10 +513,47 @@ class _Runner:
         committed = self.spent + sum(self.in_flight.values())
         return committed + cost > self.max_cost + 1e-9
 
+    def _admitted_done(self, planned: PlannedRow) -> None:
+        if planned.row.id in self._admitting:
+            self._admitting.discard(planned.row.id)
+            self._admitted[planned.provider.name] -= 1
+
+    def _job_created(self, planned: PlannedRow, job_id: str) -> None:
+        self._admitted_done(planned)
+        self._record_job(planned.row.id, job_id)
+
     def _record_job(self, row_id: str, job_id: str) -> None:
         if self.jobs_file is not None and self.known_jobs.get(row_id) != job_id:
             self.known_jobs[row_id] = job_id
             self.jobs_file.append({"id": row_id, "job_id": job_id})
+
+    async def _slot_free(self, planned: PlannedRow) -> None:
+        """Wait here, before the row is journaled, until the account has a free slot.
+
+        The pipeline's permit is what enforces the limit; waiting for it with a journaled
+        `submitting` entry would leave, after a crash, entries nobody can prove were never
+        sent. So the rows queued beyond the limit wait here, where a crash costs nothing.
+        """
+        from .governor import account_for, get_governor
+
+        _, limit = self._window(planned.provider)
+        if limit is None:
+            return
+        governor = get_governor(self.config)
+        account = account_for(planned.provider)
+        row_id = planned.row.id
+        while not self._stopping:
+            # Rows let through here whose create has not happened yet count as in use.
+            in_use = await governor.in_use(account) + self._admitted.get(planned.provider.name, 0)
+            if in_use < limit:
+                self._admitted[planned.provider.name] = self._admitted.get(planned.provider.name, 0) + 1
+                self._admitting.add(row_id)
+                return
+            if self.states.get(row_id) != "waiting":
+                self.states[row_id] = "waiting"
+                self.note = f"waiting for a slot: {in_use}/{limit} in use"
+                self._update()
+            await asyncio.sleep(_SLOT_CHECK)
 
     async def _one(self, planned: PlannedRow) -> RowOutcome:
         row_id = planned.row.id
@@ -520,6 +562,10 @@ class _Runner:
         self._update()
         job_id = self.known_jobs.get(row_id)
         try:
+            if job_id is None:
+                await self._slot_free(planned)
+                if self._stopping:
+                    raise asyncio.CancelledError
             outcome = await run_row(
                 planned.row,
                 self.config,
@@ -528,7 +574,7 @@ class _Runner:
                 strict=self.strict,
                 use_cache=self.use_cache,
                 on_event=self._row_event(row_id),
-                on_job=lambda new_id: self._record_job(row_id, new_id),
+                on_job=lambda new_id: self._job_created(planned, new_id),
             )
         except asyncio.CancelledError:
             if not self._stopping:
@@ -541,6 +587,7 @@ class _Runner:
                 job_id=known,
             )
         finally:
+            self._admitted_done(planned)
             self.in_flight.pop(row_id, None)
         if outcome.tier is None and planned.tier is not None:
             outcome = attrs.evolve(outcome, tier=planned.tier)
@@ -688,7 +735,12 @@ async def run_batch(
         main = asyncio.ensure_future(runner.run())
         watcher = asyncio.ensure_future(interrupt.wait()) if interrupt is not None else None
         if watcher is not None:
-            watcher.add_done_callback(lambda _: runner.interrupt("interrupted"))
+
+            def on_interrupt(done: asyncio.Future[Any]) -> None:
+                if not done.cancelled():
+                    runner.interrupt("interrupted")
+
+            watcher.add_done_callback(on_interrupt)
         try:
             while True:
                 outcome = await runner.outcomes.get()

@@ -169,7 +169,8 @@ def _csv(path: Path) -> Iterable[tuple[int, dict[str, Any] | RowProblem]]:
                 try:
                     fields[name] = _csv_cell(name, cell) if name in _ROW_FIELDS else cell
                 except ValueError as exc:
-                    problem = RowProblem(line=number, id=record.get("id") or None, field=name, message=str(exc))
+                    row_id = (record.get("id") or "").strip() or str(number)
+                    problem = RowProblem(line=number, id=row_id, field=name, message=str(exc))
                     break
             yield number, problem or fields
 
