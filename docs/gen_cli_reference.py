@@ -20,9 +20,10 @@ Generated from the CLI by `docs/gen_cli_reference.py` (`make docs`); CI checks i
 Commands added by plugins (like `reelgen emulator dashscope` from `reelgen-bailian-wan`) are
 included when the plugin is installed.
 
-Exit codes: `0` success, `2` invalid request or usage, `3` provider refused (auth, quota,
-content), `4` provider failure or timeout, `130` interrupted (the remote job is cancelled
-where the provider allows it).
+Exit codes: `0` success, `2` invalid request, usage or configuration (a corrupt cache or
+job journal file included), `3` provider refused (auth, quota, content), `4` provider
+failure or timeout, `130` interrupted by Ctrl-C (SIGINT), `143` by SIGTERM, `129` by SIGHUP
+(the remote job is cancelled where the provider allows it). See [Jobs and money](jobs.md).
 """
 
 

@@ -297,3 +297,33 @@ def test_sigterm_on_a_running_task_says_it_may_be_billed_and_resume_collects_it(
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).is_file()
     assert statuses(dashscope_emulator) == ["SUCCEEDED"]
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=100_000)
+def test_an_unresolved_unknown_blocks_the_same_request_until_force(
+    workdir, capsys, dashscope_emulator, monkeypatch
+) -> None:
+    # A task for the same request that this journal does not know (another journal made it).
+    monkeypatch.setenv("REELGEN_JOBS_URL", f"sqlite:///{workdir / 'elsewhere.db'}")
+    code, _, err = run(capsys, *GENERATE, "--no-wait")
+    assert code == 0, err
+    monkeypatch.setenv("REELGEN_JOBS_URL", f"sqlite:///{workdir / 'jobs.db'}")
+    # Our create makes a task but its reply is lost: two unclaimed tasks could be it.
+    dashscope_emulator.script_faults("create_reply_5xx", times=1)
+    code, out, err = run(capsys, *GENERATE, "--json")
+    assert code == 4, err
+    error = json.loads(out)["error"]
+    assert error["type"] == "SubmissionUnknown" and error["resume"].startswith("reelgen jobs resume j-")
+    assert err.strip().endswith(error["resume"]) and "--force" in err
+    assert len(dashscope_emulator.tasks()) == 2
+
+    code, _, err = run(capsys, *GENERATE)  # the same request does not pay blindly
+    assert code == 4 and "--force" in err and err.strip().endswith(error["resume"])
+    assert len(dashscope_emulator.tasks()) == 2
+
+    code, out, err = run(capsys, *GENERATE, "--force", "--no-wait")
+    assert code == 0, err
+    assert len(dashscope_emulator.tasks()) == 3
+
+    code, out, _ = run(capsys, "jobs", "show", error["resume"].rsplit(" ", 1)[1], "--json")
+    assert code == 0 and json.loads(out)["state"] == "unknown"

@@ -26,9 +26,14 @@ EXIT_INTERRUPTED = 130
 
 def _with_command(message: str, command: str | None) -> str:
     """`message`, ending with `command` (once)."""
-    if command is None or message.rstrip().rstrip(".").endswith(command):
+    if command is None:
         return message
-    return f"{message.rstrip().rstrip('.')}; collect it with: {command}"
+    # The core may already name the command, quoted for Python readers: unquote it, and
+    # end with it exactly, so it can be copied from the end of the line.
+    message = message.replace(f"`{command}`", command).rstrip().rstrip(".")
+    if message.endswith(command):
+        return message
+    return f"{message}; collect it with: {command}"
 
 
 def fail(exc: BaseException, *, as_json: bool = False, tracker: JobTracker | None = None) -> NoReturn:
