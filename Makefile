@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck docs bench clean services
+.PHONY: setup demo test lint typecheck docs bench clean services smoke dist
 
 $(STAMP): constraints.txt core/pyproject.toml providers/preview/pyproject.toml providers/bailian_wan/pyproject.toml contracts/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,19 @@ docs: $(STAMP)
 services:
 	@if [ "$$(id -u)" = 0 ] && ! command -v redis-server >/dev/null 2>&1; then bash .ci/services.sh; fi
 
-test: services $(STAMP) lint typecheck
+# The wheels as a user gets them: build every distribution (sdist, then the wheel from it),
+# `twine check --strict`, install the wheels into a fresh venv in a temp dir, and use them
+# there from outside the checkout (tests/packaging/smoke.py says what it runs).
+smoke: $(STAMP)
+	$(BIN)/python tests/packaging/smoke.py
+
+# Wheels and sdists of the four distributions in dist/ (`pip install --find-links dist ...`).
+dist: $(STAMP)
+	for d in core providers/preview providers/bailian_wan contracts; do \
+		$(BIN)/uv build --quiet --out-dir dist --build-constraint constraints.txt $$d || exit 1; done
+	$(BIN)/twine check --strict dist/*
+
+test: services $(STAMP) lint typecheck smoke
 	$(BIN)/python docs/gen_cli_reference.py --check
 	$(BIN)/pytest -n 2 --dist loadfile
 
@@ -42,4 +54,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
 
 clean:
-	rm -rf $(VENV) output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) output dist .pytest_cache .mypy_cache .ruff_cache

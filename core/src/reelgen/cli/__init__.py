@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from . import _version
+
 __all__ = ["cli", "main"]
 
 _BUILTIN_COMMANDS = {
@@ -17,7 +19,9 @@ _BUILTIN_COMMANDS = {
     "schema": ("reelgen.cli.schema", "schema"),
     "cache": ("reelgen.cli.cache", "cache"),
     "jobs": ("reelgen.cli.jobs", "jobs"),
+    "batch": ("reelgen.cli.batch", "batch"),
     "plugins": ("reelgen.cli.providers", "plugins"),
+    "new-provider": ("reelgen.cli.new_provider", "new_provider"),
 }
 
 
@@ -50,7 +54,14 @@ class _ReelgenGroup(click.Group):
 
 
 @click.group(cls=_ReelgenGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="reelgen", prog_name="reelgen")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, param, value: _version.print_version(ctx, param, value),
+    help="Show every installed reelgen distribution with its version, and exit.",
+)
 def cli() -> None:
     """Generate videos with any installed provider, and get durable, verified MP4s back.
 
