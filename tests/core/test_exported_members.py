@@ -27,8 +27,8 @@ EXPECTED = [
     "ProviderError", "ProviderFailed", "ProviderInfo", "ProviderJob", "ProviderOutput", "ProviderRefused",
     "QuotaExceeded", "RateLimited", "ReelgenError", "ResolutionTier", "StorageError", "StrictWarningError",
     "SubmissionUnknown", "TaskExpired", "TransientError", "ValidationError", "VideoRequest", "VideoResult",
-    "__version__", "agenerate", "generate", "hookimpl", "json_schema", "load_config", "providers", "request_key",
-    "resume", "submit", "validate",
+    "__version__", "abatch", "agenerate", "batch", "generate", "hookimpl", "json_schema", "load_config", "providers",
+    "request_key", "resume", "submit", "validate",
 ]  # fmt: skip
 
 #: Names the package module holds for its own use (imports), not exported.

@@ -46,6 +46,7 @@ if _typing.TYPE_CHECKING:
     from .config import Config, load_config
     from .events import Event
     from .jobs import Job
+    from .batches import abatch, batch
     from .pipeline import agenerate, generate, request_key, resume, submit, validate
     from .registry import ProviderInfo
     from .schema import json_schema
@@ -88,7 +89,9 @@ __all__ = [
     "VideoRequest",
     "VideoResult",
     "__version__",
+    "abatch",
     "agenerate",
+    "batch",
     "generate",
     "hookimpl",
     "json_schema",
@@ -105,7 +108,9 @@ _LAZY = {
     "load_config": "config",
     "Event": "events",
     "Job": "jobs",
+    "abatch": "batches",
     "agenerate": "pipeline",
+    "batch": "batches",
     "generate": "pipeline",
     "request_key": "pipeline",
     "resume": "pipeline",

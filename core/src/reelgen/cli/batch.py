@@ -16,7 +16,7 @@ import click
 from .errors import fail
 
 if TYPE_CHECKING:
-    from ..batch import BatchPlan, RowOutcome
+    from ..batches import BatchPlan, RowOutcome
     from ..manifest import RowProblem
 
 __all__ = ["batch", "default_results_path"]
@@ -110,7 +110,7 @@ def batch(
       reelgen batch examples/batch/manifest.jsonl --dry-run
       reelgen batch examples/batch/manifest.jsonl --max-cost 5
     """
-    from ..batch import BatchPlan, plan_batch
+    from ..batches import BatchPlan, plan_batch
     from ..config import load_config
     from ..errors import ReelgenError, ValidationError
     from ..manifest import read_manifest
@@ -157,7 +157,7 @@ def _run(
     skip_invalid: bool,
     as_json: bool,
 ) -> None:
-    from ..batch import BatchProgress, run_batch
+    from ..batches import BatchProgress, run_batch
     from ..errors import ReelgenError
     from .progress import BatchReporter
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..events import Event
 
 if TYPE_CHECKING:
-    from ..batch import BatchProgress
+    from ..batches import BatchProgress
 
 __all__ = ["HEARTBEAT", "BatchReporter", "ProgressReporter", "describe_wait"]
 

@@ -62,7 +62,7 @@ __all__ = [
     "run_row",
 ]
 
-log = logging.getLogger("reelgen.batch")
+log = logging.getLogger("reelgen.batches")
 
 RowState = Literal["pending", "starting", "waiting", "queued", "running", "delivering", "succeeded", "failed"]
 #: Rows kept ready beyond the account's concurrency, so a freed slot is taken at once.
