@@ -12,6 +12,7 @@ The file is `./reelgen.toml`, else the file named by `REELGEN_CONFIG`, else
 | `REELGEN_JOBS_URL` | `jobs.url` |
 | `REELGEN_DEADLINE` | `deadline` (seconds) |
 | `REELGEN_QUEUE_TIMEOUT` | `queue_timeout` (seconds) |
+| `REELGEN_REDIS_URL` | `cluster.redis` |
 | `REELGEN_PROVIDERS__<NAME>__<KEY>` | `providers.<name>.<key>` (value parsed as TOML, else a string) |
 
 Secrets do not belong here: providers read their keys from the environment or a key
@@ -39,6 +40,7 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = [
     "CacheConfig",
+    "ClusterConfig",
     "Config",
     "JobsConfig",
     "StorageConfig",
@@ -102,6 +104,19 @@ class JobsConfig:
 
 
 @attrs.frozen(kw_only=True)
+class ClusterConfig:
+    #: `redis://host:6379/0`: the governor, the job journal and the cache are shared through
+    #: this Redis, and `reelgen worker` takes its queue from it (None or `off`: all local).
+    redis: str | None = None
+    #: Prefix of every Redis key reelgen writes (deployments can share one Redis).
+    namespace: str = "reelgen"
+
+    @property
+    def enabled(self) -> bool:
+        return not is_disabled(self.redis)
+
+
+@attrs.frozen(kw_only=True)
 class StorageConfig:
     #: Any fsspec URL or a local directory.
     url: str = "output/videos"
@@ -127,6 +142,7 @@ class Config:
     cache: CacheConfig = attrs.field(factory=CacheConfig)
     storage: StorageConfig = attrs.field(factory=StorageConfig)
     jobs: JobsConfig = attrs.field(factory=JobsConfig)
+    cluster: ClusterConfig = attrs.field(factory=ClusterConfig)
     providers: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     #: `[limits.NAME]`: overrides of a provider's declared account limits (`concurrency`,
     #: `submit_rate`, `query_rate`); `reelgen.governor.limits_for` checks and merges them.
@@ -209,6 +225,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         "REELGEN_STORAGE_URL": ("storage", "url"),
         "REELGEN_STORAGE_MAX_BYTES": ("storage", "max_bytes"),
         "REELGEN_JOBS_URL": ("jobs", "url"),
+        "REELGEN_REDIS_URL": ("cluster", "redis"),
     }
     for variable, path in simple.items():
         if variable in environ:

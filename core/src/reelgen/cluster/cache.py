@@ -1,0 +1,66 @@
+"""The result cache in Redis: the same entries as the SQLite cache, shared by every machine.
+
+`NAMESPACE:cache:KEY` holds JSON with the sanitized request (an image is its content hash)
+and the result (URLs and metadata, never the video or a secret); `NAMESPACE:cache:index`
+lists the keys by time. A hit is served only while its video is still where the result
+says and still the recorded file (`reelgen.builtins.cache.video_exists`): a machine that
+cannot see another's local folder gets a miss, never a dead URL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from ._redis import client_for, guarded
+
+if TYPE_CHECKING:
+    from ..contract import VideoRequest, VideoResult
+
+__all__ = ["cache_delete", "cache_get", "cache_put"]
+
+
+def _key(namespace: str, key: str) -> str:
+    return f"{namespace}:cache:{key}"
+
+
+def cache_get(url: str, namespace: str, key: str, *, options: dict[str, Any] | None = None) -> VideoResult | None:
+    """The cached result for `key` (marked `cached`), or None; drops an entry whose video is gone."""
+    import attrs
+
+    from ..builtins.cache import video_exists
+    from ..contract import VideoResult
+    from ..serialization import structure
+
+    with guarded(url, "read the cache in"):
+        raw: Any = client_for(url, check=False).get(_key(namespace, key))
+    if raw is None:
+        return None
+    result = structure(json.loads(raw)["result"], VideoResult)
+    if not video_exists(result, options):
+        cache_delete(url, namespace, key)
+        return None
+    return attrs.evolve(result, cached=True)
+
+
+def cache_put(url: str, namespace: str, key: str, request: VideoRequest, result: VideoResult) -> None:
+    from ..serialization import unstructure
+    from ..store import sanitized_request
+
+    document = {"request": sanitized_request(request), "result": unstructure(result), "stored_at": time.time()}
+    with guarded(url, "write the cache in"):
+        client = client_for(url, check=False)
+        with client.pipeline() as pipe:
+            pipe.set(_key(namespace, key), json.dumps(document, allow_nan=False))
+            pipe.zadd(f"{namespace}:cache:index", {key: document["stored_at"]})
+            pipe.execute()
+
+
+def cache_delete(url: str, namespace: str, key: str) -> None:
+    with guarded(url, "write the cache in"):
+        client = client_for(url, check=False)
+        with client.pipeline() as pipe:
+            pipe.delete(_key(namespace, key))
+            pipe.zrem(f"{namespace}:cache:index", key)
+            pipe.execute()
