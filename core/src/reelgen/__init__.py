@@ -43,10 +43,10 @@ from .hookspecs import hookimpl
 from .provider import BaseProvider, JobStatus, Provider, ProviderJob, ProviderOutput
 
 if _typing.TYPE_CHECKING:
+    from .batches import abatch, batch
     from .config import Config, load_config
     from .events import Event
     from .jobs import Job
-    from .batches import abatch, batch
     from .pipeline import agenerate, generate, request_key, resume, submit, validate
     from .registry import ProviderInfo
     from .schema import json_schema
