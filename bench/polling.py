@@ -161,7 +161,32 @@ class SdkSide:
 
 
 async def _ours(provider: Any, image: str, duration: int, resolution: str) -> tuple[str, float, int]:
+    # The account limits, as the core's pipeline applies them (scaled with the emulator's clock).
+    from reelgen.builtins.governor import governor_for
+    from reelgen.governor import Limits, account_for
+
+    global _GOVERNOR
+    if _GOVERNOR is None:
+        _GOVERNOR = governor_for(None)
+    scale = provider.config.clock_scale
+    limits = Limits(concurrency=5, submit_rate=5 / scale, query_rate=20 / scale)
+    account, deadline_at = account_for(provider), time.monotonic() + _DEADLINE
+    permit = await _GOVERNOR.acquire(account, limits, deadline_at=deadline_at)
+    try:
+        token = await _GOVERNOR.throttle(account, limits, "submit", deadline_at=deadline_at)
+        return await _ours_with_permit(provider, image, duration, resolution, limits, deadline_at, token)
+    finally:
+        await permit.release()
+
+
+_GOVERNOR: Any = None
+
+
+async def _ours_with_permit(
+    provider: Any, image: str, duration: int, resolution: str, limits: Any, deadline_at: float, token: Any
+) -> tuple[str, float, int]:
     from reelgen.contract import VideoRequest
+    from reelgen.governor import account_for
 
     request = VideoRequest(
         prompt="waves against a lighthouse",
@@ -171,11 +196,18 @@ async def _ours(provider: Any, image: str, duration: int, resolution: str) -> tu
         seed=_SEED,
         options={"bailian_wan": {"resolution": resolution}},
     )
-    job = await provider.submit(request)
+    try:
+        job = await provider.submit(request)
+    finally:
+        await token.done()
     attempt = 0
     while True:
         await asyncio.sleep(provider.poll_delay(job, attempt, time.time() - job.submitted_at))
-        status = await provider.poll(job)
+        token = await _GOVERNOR.throttle(account_for(provider), limits, "query", deadline_at=deadline_at)
+        try:
+            status = await provider.poll(job)
+        finally:
+            await token.done()
         attempt += 1
         if status.terminal:
             if status.state != "succeeded":
@@ -186,9 +218,7 @@ async def _ours(provider: Any, image: str, duration: int, resolution: str) -> tu
 def _provider(base_url: str, scale: float) -> Any:
     from reelgen_bailian_wan import create_provider
 
-    return create_provider(
-        {"base_url": base_url, "time_scale": scale, "submit_rate": 5 / scale, "query_rate": 20 / scale}
-    )
+    return create_provider({"base_url": base_url, "time_scale": scale})
 
 
 # -- running a workload on both sides -----------------------------------------------------------
@@ -203,7 +233,7 @@ def _run_sdk(side: SdkSide, image: str, workload: list[tuple[int, str]], paralle
 
 
 async def _run_ours(provider: Any, image: str, workload: list[tuple[int, str]]) -> list[tuple[str, float, int]]:
-    # The provider's own concurrency limit (5) is what bounds this side.
+    # The account's concurrency limit (5, through the core's governor) is what bounds this side.
     runs = [_ours(provider, image, d, r) for d, r in workload]
     return await asyncio.wait_for(asyncio.gather(*runs), _DEADLINE)
 

@@ -394,6 +394,28 @@ async def test_a_rate_wait_is_bounded_by_the_deadline_and_reported(tmp_path: Pat
         await governor.throttle(ACCOUNT, limits, "query", deadline_at=deadline(0.05))
 
 
+@pytest.mark.parametrize("storage", ["ours", "limits-memory"])
+async def test_a_call_counts_in_the_window_from_its_end(tmp_path: Path, storage: str) -> None:
+    """The service counts arrivals, which can be as late as the call's end: 5 slow calls
+    that started together hold the window until a second after they *ended*."""
+    governor = governor_for(tmp_path / "g.db")
+    if storage == "limits-memory":  # a storage without restamp_entry: the end gets its own entry
+        from limits.storage import MemoryStorage
+
+        from reelgen.builtins.governor import RateWindows
+
+        governor.windows = RateWindows(MemoryStorage())
+    limits = Limits(query_rate=5.0)
+    tokens = [await governor.throttle(ACCOUNT, limits, "query", deadline_at=deadline()) for _ in range(5)]
+    await asyncio.sleep(0.5)  # the calls take half a window
+    for token in tokens:
+        await token.done()
+        await token.done()  # idempotent
+    ended = time.monotonic()
+    await governor.throttle(ACCOUNT, limits, "query", deadline_at=deadline())
+    assert time.monotonic() - ended >= 0.95  # a window after the ends, not after the starts
+
+
 def test_the_sqlite_storage_answers_like_limits_own_memory_storage(tmp_path: Path) -> None:
     from limits import RateLimitItemPerSecond
     from limits.storage import MemoryStorage

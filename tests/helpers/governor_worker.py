@@ -53,8 +53,10 @@ async def main(spec: dict[str, Any]) -> None:
     elif what == "throttle":
         for _ in range(spec["calls"]):
             before = time.time()
-            await governor.throttle(account, limits, spec["kind"], deadline_at=deadline_at)
-            _say(before=before, after=time.time())
+            token = await governor.throttle(account, limits, spec["kind"], deadline_at=deadline_at)
+            after = time.time()
+            await token.done()
+            _say(before=before, after=after)
     else:
         raise SystemExit(f"unknown action {what!r}")
 

@@ -11,8 +11,9 @@ enforces them, so no provider carries its own limiter:
   the credential (never the key), so two keys of one provider have separate limits.
 * A `Governor` hands out concurrency `Permit`s (held from just before the create until
   the job is seen to end, renewed on every poll, released on every exit path) and rate
-  tokens (`throttle`, before every create, status query and cancel). Every wait is
-  bounded by the caller's `deadline_at` and reported through `on_wait` as a `Wait`.
+  `Token`s (`throttle`, before every create, status query and cancel; `token.done()` once
+  the call returned). Every wait is bounded by the caller's `deadline_at` and reported
+  through `on_wait` as a `Wait`.
   Running out of time while waiting for a slot or a submit token is a
   `GenerationTimeout` with no job: nothing was created, nothing is billed.
 
@@ -46,6 +47,7 @@ __all__ = [
     "Governor",
     "Limits",
     "Permit",
+    "Token",
     "Wait",
     "WaitReason",
     "account_for",
@@ -175,6 +177,21 @@ class Permit(Protocol):
         """Give the slot back. Idempotent; call it on every exit path."""
 
 
+class Token(Protocol):
+    """One call's place in a rate window, from `throttle`.
+
+    A service counts a call when it arrives, somewhere between its start and its end, so
+    a call that took long to get there can land in the same second as later fast ones.
+    `done()` moves the call's place in the window to its end, which is never before its
+    arrival: call it when the call returned or failed (on every exit path; idempotent).
+    A token never marked done keeps its start time (the window is then only as exact as
+    the calls' latencies are even).
+    """
+
+    async def done(self) -> None:
+        """The call that took this token has returned (or never started)."""
+
+
 class Governor(Protocol):
     """A backend for permits and rate windows. It must not bind to an event loop:
     the sync API runs one `asyncio.run` per call against the same governor."""
@@ -196,10 +213,12 @@ class Governor(Protocol):
         *,
         deadline_at: float,
         on_wait: OnWait | None = None,
-    ) -> None:
+    ) -> Token:
         """Take one `submit` or `query` token, waiting at most until `deadline_at`.
 
-        Raises `GenerationTimeout` when none comes in time. No wait when the rate is None.
+        Raises `GenerationTimeout` when none comes in time (for `submit`, the message says
+        no task was created). No wait when the rate is None. Call `done()` on the token
+        once the call returned.
         """
 
     async def renew_job(self, account: Account, job_id: str) -> None:

@@ -14,14 +14,9 @@ from reelgen_bailian_wan import WanConfig, create_provider, parse_config
 from reelgen_bailian_wan.config import REGIONS, load_api_key
 
 
-def test_defaults_follow_the_documented_account_limits() -> None:
+def test_defaults() -> None:
     config = parse_config({})
-    assert (config.region, config.max_concurrency, config.submit_rate, config.query_rate) == (
-        "cn-beijing",
-        5,
-        5.0,
-        20.0,
-    )
+    assert config.region == "cn-beijing"
     assert config.base_url_for({}) == "https://dashscope.aliyuncs.com/api/v1"
     assert config.clock_scale == 1.0
 
@@ -52,10 +47,6 @@ def test_the_sdks_environment_variable_overrides_the_file() -> None:
     ("settings", "message"),
     [
         ({"region": "mars-1"}, "not a DashScope region"),
-        ({"max_concurrency": 0}, "max_concurrency must be a whole number"),
-        ({"max_concurrency": 2.5}, "max_concurrency must be a whole number"),
-        ({"submit_rate": -1}, "submit_rate"),
-        ({"query_rate": "fast"}, "query_rate"),
         ({"emulator": "yes"}, "emulator must be true or false"),
         ({"time_scale": 0}, "time_scale"),
         ({"base_url": ""}, "base_url"),
@@ -73,9 +64,6 @@ def test_bad_settings_are_config_errors_naming_the_key(settings, message) -> Non
         {},
         optional={
             "region": st.sampled_from([*sorted(REGIONS), "beijing", "singapore", "virginia"]),
-            "max_concurrency": st.integers(1, 50),
-            "submit_rate": st.floats(0.1, 100),
-            "query_rate": st.floats(0.1, 100),
             "request_timeout": st.floats(0.1, 600),
             "emulator": st.booleans(),
             "emulator_time_scale": st.floats(0.001, 10),

@@ -154,7 +154,7 @@ async def test_finished_tasks_teach_the_schedule_what_the_server_measured(dashsc
     How many queries a task then needs depends on wall time (rendering, a loaded machine),
     so that figure is measured by `bench/polling.py`, never asserted here.
     """
-    provider = provider_for(dashscope_emulator, max_concurrency=1)
+    provider = provider_for(dashscope_emulator)
     before_mean, before_spread = provider.run_times.run(3, "720P")
     runs = []
     for _ in range(5):

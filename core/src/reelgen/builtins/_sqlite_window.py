@@ -6,6 +6,11 @@ window strategy needs (`acquire_entry`, `get_moving_window`) plus the base count
 methods, each change in one `BEGIN IMMEDIATE` transaction: SQLite's write lock makes the
 count-then-insert atomic across processes, as the Lua script does for Redis.
 
+One addition beyond `limits`' API, `restamp_entry`, moves an entry from a call's start
+to its end (the governor's `Token.done()`): the service counts a call when it arrives,
+which is never after its end. A `file:...?mode=memory&cache=shared` URI keeps the windows
+in this process only (jobs disabled).
+
 Timestamps are `time.time()`, like `limits`' own storages (a wall clock shared by every
 process on the machine, unlike a per-boot monotonic clock in a file that outlives a reboot).
 """
@@ -35,14 +40,15 @@ SCHEME = "reelgen+sqlite"
 
 
 class SqliteWindowStorage(Storage, MovingWindowSupport):
-    """`reelgen+sqlite:///path/to/file.db`, or a plain path. Safe across threads and processes."""
+    """`reelgen+sqlite:///path/to/file.db`, a plain path, or a `file:` URI. Safe across threads and processes."""
 
     STORAGE_SCHEME = [SCHEME]  # noqa: RUF012 - `limits`' registry reads this class attribute
 
     def __init__(self, uri: str, wrap_exceptions: bool = False, **options: float | str | bool) -> None:
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
         prefix = SCHEME + "://"
-        self.path = Path(uri[len(prefix) :] if uri.startswith(prefix) else uri)
+        self.target = uri[len(prefix) :] if uri.startswith(prefix) else uri
+        self._uri = self.target.startswith("file:")
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
@@ -54,9 +60,13 @@ class SqliteWindowStorage(Storage, MovingWindowSupport):
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            if not self._uri:
+                Path(self.target).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.target, uri=self._uri, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            if not self._uri:
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
             self._conn = conn
         return self._conn
@@ -93,6 +103,19 @@ class SqliteWindowStorage(Storage, MovingWindowSupport):
                 return False
             conn.executemany("INSERT INTO window_entries (key, at) VALUES (?, ?)", [(key, now)] * amount)
             return True
+
+    def restamp_entry(self, key: str, started_after: float, ended_at: float) -> None:
+        """Move one entry made at or after `started_after` to `ended_at`; add one if none is
+        left (a call longer than the window: its entry was pruned while it ran)."""
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT rowid FROM window_entries WHERE key = ? AND at >= ? AND at <= ? ORDER BY at LIMIT 1",
+                (key, started_after, ended_at),
+            ).fetchone()
+            if row is None:
+                conn.execute("INSERT INTO window_entries (key, at) VALUES (?, ?)", (key, ended_at))
+            else:
+                conn.execute("UPDATE window_entries SET at = ? WHERE rowid = ?", (ended_at, row[0]))
 
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
         with self._lock:

@@ -9,12 +9,20 @@ several machines) answers first. Where its state lives:
   every thread and event loop of the process, not beyond it).
 
 Concurrency permits are leases (`_leases.LeaseTable`). Rate windows use the `limits`
-library's moving-window strategy over any `limits` storage that supports it: ours in a
-SQLite file (`_sqlite_window`) or in-memory `limits.storage.MemoryStorage`, and a shared
-backend can hand `RateWindows` a `limits` Redis storage unchanged. The window counts a
-call when its token is taken, just before the call, with whole-second windows (`limits`'
-granularity): a provider whose calls can reach the service out of order should declare a
-slightly lower rate.
+library's moving-window strategy (whole-second windows, its granularity) over any `limits`
+storage that supports it: ours in SQLite (`_sqlite_window`, a file or process memory), and
+a shared backend can hand `RateWindows` a `limits` Redis storage unchanged.
+
+A window counts a call from when its token is taken, and `Token.done()` moves it to the
+call's end. That matters: the service counts arrivals, and an arrival lies anywhere
+between start and end. Counted by start alone, calls that start a second apart can
+arrive together (a slow first call under load, then fast ones: measured, 3 self-caused
+429s in a burst of 20 generations); counted by end, any `limit + 1` consecutive arrivals
+span the window. Our storage moves the entry (`restamp_entry`); a storage without that
+method gets a second entry at the end instead, for calls that took longer than
+`_SLOW_CALL` of the window (exact, at the cost of counting slow calls twice for a while).
+A call still in flight after a whole window stops counting until it ends (rare: that
+is a call slower than the window itself).
 
 Waits poll (the state is in a file that other processes change): every 50 ms at first,
 backing off to 500 ms, never past the next lease expiry or the caller's deadline.
@@ -47,6 +55,8 @@ __all__ = ["LeaseGovernor", "RateWindows", "governor_for", "rate_item"]
 log = logging.getLogger("reelgen.governor")
 
 _FIRST_POLL = 0.05
+#: Fraction of the window after which a storage without `restamp_entry` gets an end entry.
+_SLOW_CALL = 0.05
 _MAX_POLL = 0.5
 _instances: dict[str, LeaseGovernor] = {}
 _instances_lock = threading.Lock()
@@ -84,6 +94,38 @@ class RateWindows:
             return True, 0, item.amount, 0.0
         reset_at, remaining = self._strategy.get_window_stats(item, account, kind)
         return False, item.amount - remaining, item.amount, reset_at
+
+    def finish(self, account: str, kind: str, rate: float, started_after: float) -> None:
+        """The call whose token was taken at or after `started_after` has ended: count it from now."""
+        item = rate_item(rate)
+        key = item.key_for(account, kind)
+        now = time.time()
+        restamp = getattr(self.storage, "restamp_entry", None)
+        if restamp is not None:
+            restamp(key, started_after, now)
+        elif now - started_after > _SLOW_CALL * item.get_expiry():
+            # Any limit admits it: the call has happened, this only records when.
+            self.storage.acquire_entry(key, 2**31, item.get_expiry())  # type: ignore[attr-defined]
+
+
+class _NoToken:
+    """The token when the rate is unlimited."""
+
+    async def done(self) -> None:
+        return None
+
+
+class _WindowToken:
+    def __init__(self, windows: RateWindows, account: str, kind: str, rate: float, started_after: float) -> None:
+        self._args = (account, kind, rate, started_after)
+        self._windows = windows
+        self._done = False
+
+    async def done(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        await _uncancellable(self._windows.finish, *self._args)
 
 
 class _NoPermit:
@@ -217,18 +259,19 @@ class LeaseGovernor:
         *,
         deadline_at: float,
         on_wait: OnWait | None = None,
-    ) -> None:
+    ) -> _WindowToken | _NoToken:
         from ..governor import Wait
 
         rate = limits.rate(kind)
         if rate is None:
-            return
+            return _NoToken()
         reason: WaitReason = "submit_rate" if kind == "submit" else "query_rate"
         reported: Wait | None = None
         while True:
+            started_after = time.time()
             taken, in_window, limit, reset_at = await asyncio.to_thread(self.windows.try_hit, account.key, kind, rate)
             if taken:
-                return
+                return _WindowToken(self.windows, account.key, kind, rate, started_after)
             wait = Wait(reason=reason, in_use=in_window, limit=limit)
             remaining = deadline_at - time.monotonic()
             if remaining <= 0:
@@ -273,14 +316,11 @@ def governor_path(config: Config) -> Path | None:
 def governor_for(path: Path | None, *, lease: float | None = None) -> LeaseGovernor:
     """A new governor on `path` (None: process-local, in memory)."""
     from ._leases import LeaseTable
-
-    if path is None:
-        from limits.storage import MemoryStorage
-
-        name = f"file:reelgen-governor-{next(_memory_ids)}?mode=memory&cache=shared"
-        return LeaseGovernor(LeaseTable(name, uri=True), RateWindows(MemoryStorage()), lease=lease)
     from ._sqlite_window import SqliteWindowStorage
 
+    if path is None:
+        name = f"file:reelgen-governor-{next(_memory_ids)}?mode=memory&cache=shared"
+        return LeaseGovernor(LeaseTable(name, uri=True), RateWindows(SqliteWindowStorage(name)), lease=lease)
     path.parent.mkdir(parents=True, exist_ok=True)
     return LeaseGovernor(LeaseTable(str(path)), RateWindows(SqliteWindowStorage(str(path))), lease=lease)
 

@@ -58,6 +58,8 @@ _ALIASES = {
 }
 #: Regions whose rate tables list wan2.6-i2v-flash (reference section 6).
 FLASH_REGIONS = ("cn-beijing", "ap-southeast-1")
+#: Settings that moved to the core's `[limits.bailian_wan]` (their names there).
+MOVED_TO_LIMITS = {"max_concurrency": "concurrency", "submit_rate": "submit_rate", "query_rate": "query_rate"}
 #: What the bundled emulator is called with; never a real key.
 EMULATOR_API_KEY = "sk-reelgen-emulator-placeholder"
 
@@ -90,12 +92,6 @@ class WanConfig:
     base_url: str | None = attrs.field(default=None, validator=_non_empty)
     workspace: str | None = attrs.field(default=None, validator=_non_empty)
     api_key_file: str | None = attrs.field(default=None, validator=_non_empty)
-    #: Tasks this provider instance keeps in flight at once (the account's documented limit).
-    max_concurrency: int = attrs.field(default=5, validator=_positive)
-    #: Task creations per second (the account's documented limit).
-    submit_rate: float = attrs.field(default=5.0, validator=_positive)
-    #: Status queries and cancels per second (the account's documented limit).
-    query_rate: float = attrs.field(default=20.0, validator=_positive)
     #: Seconds one HTTP call may take before it counts as failed.
     request_timeout: float = attrs.field(default=60.0, validator=_positive)
     #: Start the bundled DashScope emulator in this process and talk to it.
@@ -144,6 +140,15 @@ def parse_config(config: Mapping[str, Any]) -> WanConfig:
     provider's is): unknown keys and bad values are a `ConfigError` naming `providers.bailian_wan.KEY`."""
     from reelgen._settings import structure_provider_config
 
+    moved = sorted(set(config) & set(MOVED_TO_LIMITS))
+    if moved:
+        raise ConfigError(
+            "; ".join(
+                f"providers.{PROVIDER}.{key} has moved: the core now enforces the account's limits for every "
+                f"process using the key; set limits.{PROVIDER}.{MOVED_TO_LIMITS[key]} instead"
+                for key in moved
+            )
+        )
     return structure_provider_config(WanConfig, config, provider=PROVIDER)
 
 

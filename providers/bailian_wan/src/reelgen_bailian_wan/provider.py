@@ -3,8 +3,10 @@
 The core drives it (validate, submit, poll on `poll_delay`'s schedule, cancel) and does
 everything else (retries, downloads, storage). What this class adds:
 
-* the request mapping (`mapping`), the error taxonomy (`errors`), the poll schedule
-  (`polling`) and the account limits (`limits`), each in its own module;
+* the request mapping (`mapping`), the error taxonomy (`errors`) and the poll schedule
+  (`polling`), each in its own module;
+* `account_id`, naming the account whose limits the core's governor applies (the limits
+  themselves are data in `capabilities`: this class keeps no limiter of its own);
 * blocking SDK calls in daemon threads (`blocking`), each naming its endpoint and key
   (`sdk`), so instances with different endpoints coexist and no loop is captured;
 * the bundled emulator, started on first use when `emulator = true`.
@@ -29,7 +31,6 @@ from reelgen.errors import (
     AuthenticationError,
     ProviderError,
     ProviderFailed,
-    RateLimited,
     SubmissionUnknown,
     TransientError,
 )
@@ -40,7 +41,6 @@ from .blocking import run_blocking
 from .capabilities import CAPABILITIES, MODEL, PROVIDER
 from .config import EMULATOR_API_KEY, WanConfig, load_api_key
 from .errors import Phase, error_for_failed_task, error_for_response, expired_task
-from .limits import ConcurrencyLimiter, RateLimiter
 from .mapping import build_call, resolve_tier, validate_request
 from .polling import RunTimes, Schedule, TaskView, parse_server_time
 from .results import succeeded_output
@@ -59,8 +59,6 @@ _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
 #: Task views kept for scheduling; the oldest go first (abandoned jobs are never polled again).
 _MAX_VIEWS = 2048
 _STATES = {"PENDING": "queued", "SUSPENDED": "queued", "RUNNING": "running"}
-#: Seconds a slot is held for a create beyond its read timeout (connecting, the SDK's import).
-_CREATE_GRACE = 30.0
 #: Seconds a temporary upload (upload = "oss") may take.
 _UPLOAD_TIMEOUT = 120.0
 
@@ -73,9 +71,6 @@ class BailianWanProvider:
 
     def __init__(self, config: WanConfig | None = None) -> None:
         self.config = config or WanConfig()
-        self._slots = ConcurrencyLimiter(self.config.max_concurrency)
-        self._submits = RateLimiter(self.config.submit_rate)
-        self._queries = RateLimiter(self.config.query_rate)
         self.run_times = RunTimes(scale=self.config.clock_scale)
         self._schedule = Schedule(self.run_times)
         self._views: OrderedDict[str, TaskView] = OrderedDict()
@@ -142,23 +137,16 @@ class BailianWanProvider:
         tier, _ = resolve_tier(request)
         seed = request.seed if request.seed is not None else random.SystemRandom().randint(0, _SEED_MAX)
         base_url, api_key = self._endpoint()
-        # The slot is taken first (so a queue of waiting submissions holds no images in
-        # memory) and kept until the task is seen to end.
-        lease = await self._slots.acquire(ttl=_UPLOAD_TIMEOUT + self.config.request_timeout + _CREATE_GRACE)
-        try:
-            with tempfile.TemporaryDirectory(prefix="reelgen-wan-") as scratch:
-                image = await self._image_input(request, base_url=base_url, api_key=api_key, scratch=Path(scratch))
-                call = build_call(request, seed=seed, image=image, tier=tier.name)
-                if "audio_url" in call and not is_remote(call["audio_url"]):
-                    call["audio_url"] = await self._upload(call["audio_url"], base_url=base_url, api_key=api_key)
-                response, submitted_at = await self._create(call, base_url=base_url, api_key=api_key)
-            task_id = self._created_task_id(response)
-        except BaseException:
-            self._slots.release(lease)
-            raise
+        # The core holds the account's slot and submit token (reelgen.governor) around this call.
+        with tempfile.TemporaryDirectory(prefix="reelgen-wan-") as scratch:
+            image = await self._image_input(request, base_url=base_url, api_key=api_key, scratch=Path(scratch))
+            call = build_call(request, seed=seed, image=image, tier=tier.name)
+            if "audio_url" in call and not is_remote(call["audio_url"]):
+                call["audio_url"] = await self._upload(call["audio_url"], base_url=base_url, api_key=api_key)
+            response, submitted_at = await self._create(call, base_url=base_url, api_key=api_key)
+        task_id = self._created_task_id(response)
         view = TaskView(submitted_at=submitted_at, duration=int(request.duration), tier=tier.name)
         self._remember(task_id, view)
-        self._slots.bind(lease, task_id, ttl=self._lease_ttl(view))
         return ProviderJob(
             provider=PROVIDER,
             model=MODEL,
@@ -221,19 +209,14 @@ class BailianWanProvider:
         guard = threading.Lock()
         state: dict[str, Any] = {"abandoned": False, "response": None}
 
-        token = await self._submits.acquire()
-
         def create() -> Any:
-            try:
-                response = sdk.create_task(
-                    call,
-                    api_key=api_key,
-                    base_url=base_url,
-                    workspace=self.config.workspace,
-                    timeout=self.config.request_timeout,
-                )
-            finally:
-                self._submits.finish(token)
+            response = sdk.create_task(
+                call,
+                api_key=api_key,
+                base_url=base_url,
+                workspace=self.config.workspace,
+                timeout=self.config.request_timeout,
+            )
             with guard:
                 state["response"] = response
                 abandoned = state["abandoned"]
@@ -275,11 +258,9 @@ class BailianWanProvider:
             ) from None
         return response, time.time()
 
-    def _refusal(
-        self, response: Any, *, phase: Phase, task_id: str | None = None, limiter: RateLimiter | None = None
-    ) -> ProviderError:
-        """The reelgen error for a non-200 SDK response; a 429 also holds back `limiter`."""
-        error = error_for_response(
+    def _refusal(self, response: Any, *, phase: Phase, task_id: str | None = None) -> ProviderError:
+        """The reelgen error for a non-200 SDK response (a 429 carries its `retry_after`)."""
+        return error_for_response(
             int(response.status_code),
             response.code,
             response.message,
@@ -288,14 +269,11 @@ class BailianWanProvider:
             phase=phase,
             headers=response.headers,
         )
-        if limiter is not None and isinstance(error, RateLimited):
-            limiter.pause(error.retry_after or 1.0 * self.config.clock_scale)
-        return error
 
     def _created_task_id(self, response: Any) -> str:
         status = int(response.status_code)
         if status != 200:
-            raise self._refusal(response, phase="create", limiter=self._submits)
+            raise self._refusal(response, phase="create")
         output = response.output or {}
         task_id = output.get("task_id")
         if not task_id:
@@ -338,7 +316,7 @@ class BailianWanProvider:
         response = await self._query(fetch, job, what="status query")
         now = time.time()
         if int(response.status_code) != 200:
-            raise self._refusal(response, phase="query", task_id=job.task_id, limiter=self._queries)
+            raise self._refusal(response, phase="query", task_id=job.task_id)
         output = dict(response.output or {})
         status = output.get("task_status")
         if not isinstance(status, str):
@@ -350,7 +328,6 @@ class BailianWanProvider:
             )
         view.observe(status, output, now=now)
         if status in _STATES:
-            self._slots.extend(job.task_id, self._lease_ttl(view))
             return JobStatus(state=_STATES[status], raw_status=status)  # type: ignore[arg-type]
         self._forget(job.task_id)
         if status == "SUCCEEDED":
@@ -400,19 +377,11 @@ class BailianWanProvider:
         )
 
     async def _query(self, func: Callable[[], T], job: ProviderJob, *, what: str) -> T:
-        """A rate-limited query or cancel; transport failures are transient."""
+        """A query or cancel (the core takes its rate token first); transport failures are transient."""
         import requests
 
-        token = await self._queries.acquire()
-
-        def call() -> T:
-            try:
-                return func()
-            finally:
-                self._queries.finish(token)
-
         try:
-            return await run_blocking(call, timeout=self.config.request_timeout, name="query")
+            return await run_blocking(func, timeout=self.config.request_timeout, name="query")
         except asyncio.TimeoutError:
             raise TransientError(
                 f"the {what} took longer than {self.config.request_timeout:g} s",
@@ -492,10 +461,6 @@ class BailianWanProvider:
             self._views.popitem(last=False)
 
     def _forget(self, task_id: str) -> None:
-        """The task ended: free its concurrency slot."""
-        self._slots.release_key(task_id)
-
-    def _lease_ttl(self, view: TaskView) -> float:
-        """How long a task keeps its slot without being looked at: until it must have ended."""
-        end, spread = self._schedule.predicted_end(view)
-        return max(0.0, end - time.time()) + 3 * spread + 60 * self.config.clock_scale
+        """The task ended: it will not be scheduled again."""
+        with self._lock:
+            self._views.pop(task_id, None)
