@@ -49,17 +49,6 @@ class VideoProbe:
         return f"{self.width}*{self.height}"
 
 
-def _open_image(image: bytes | Image.Image) -> Image.Image:
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        source = image
-    else:
-        source = Image.open(io.BytesIO(image))
-        source.load()
-    return source.convert("RGB")
-
-
 def _camera_path(seed: int, strength: float) -> tuple[float, float, float, float, float]:
     """A seeded camera move: start/end pan (fractions of the free margin) and zoom."""
     rng = random.Random(seed)
@@ -95,28 +84,26 @@ def render_video(
     Same arguments, same frames: the move depends only on `seed` and `motion_strength`.
     `should_stop` is checked between frames; when it returns True, `RenderStopped` is raised
     (the partial output is the caller's to delete).
+
+    Memory is bounded whatever the image's shape: the picture is reduced once (never
+    enlarged), each frame is cut from it, encoded and dropped before the next one.
     """
     import av
-    from PIL import Image
 
     if width % 2 or height % 2:
         raise ValueError(f"H.264 needs even dimensions, got {width}x{height}")
-    source = _open_image(image)
     rate = Fraction(fps).limit_denominator(1001)
     frames = max(1, round(duration * fps))
-    # Oversample the source so a zoomed-in frame still has detail, bounded for memory.
-    cover = max(width / source.width, height / source.height) * 1.4
-    base = source.resize(
-        (max(width, round(source.width * cover)), max(height, round(source.height * cover))),
-        Image.Resampling.BILINEAR,
-    )
-    x0, y0, x1, y1, zoom_end = _camera_path(seed, max(0.0, min(1.0, motion_strength)))
+    path = _camera_path(seed, max(0.0, min(1.0, motion_strength)))
+    planes = _planes(_working_picture(image, width, height))
 
     container = av.open(out, mode="w", format="mp4")
     try:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
+        # x264 at its cheapest: no lookahead and no B-frames (ultrafast), so it holds only a
+        # few frames (about 220 MB at 4096x4096, 36 MB at 1920x1088, measured).
         stream.options = {"preset": "ultrafast", "tune": "stillimage", "crf": "28"}
         audio_stream = None
         if audio:
@@ -129,7 +116,8 @@ def render_video(
             if should_stop is not None and should_stop():
                 raise RenderStopped(f"stopped after {index} of {frames} frames")
             if frame is None or not still:
-                frame = _frame_at(base, index / max(1, frames - 1), (x0, y0, x1, y1, zoom_end), width, height)
+                frame = None  # drop the last frame before cutting the next one
+                frame = _frame_at(planes, index / max(1, frames - 1), path, width, height)
             frame.pts = index
             frame.time_base = 1 / rate
             for packet in stream.encode(frame):
@@ -141,6 +129,41 @@ def render_video(
     finally:
         container.close()
     return frames
+
+
+# The frame is cut from a picture with this much more detail than the widest view needs,
+# so a zoomed-in frame stays sharp (the camera zooms in by at most 1.35x).
+_OVERSAMPLE = 1.4
+
+
+def _working_picture(image: bytes | Image.Image, width: int, height: int) -> Image.Image:
+    """The RGB picture frames are cut from: the image, reduced once if larger than needed.
+
+    Never enlarged: a thin picture (16x4000 into 640x16) enlarged to cover the frame at
+    full detail would be 896x224000 pixels (600 MB); each frame scales only the view it
+    shows instead. A large picture is reduced by a whole factor (a box filter, which
+    allocates only its result), before the conversion to RGB, to at most twice the
+    detail a frame can use; a large JPEG is even decoded at reduced scale (`draft`).
+    """
+    from PIL import Image
+
+    source = image if isinstance(image, Image.Image) else Image.open(io.BytesIO(image))
+    if not isinstance(image, Image.Image):
+        detail = max(width / source.width, height / source.height) * _OVERSAMPLE
+        if detail < 1:
+            source.draft("RGB", (math.ceil(source.width * detail), math.ceil(source.height * detail)))
+        source.load()
+    # Working pixels per source pixel that the widest view (the whole cover crop) can use.
+    detail = max(width / source.width, height / source.height) * _OVERSAMPLE
+    factor = math.floor(1 / detail)
+    if factor >= 2 and source.mode not in ("P", "PA", "1"):  # palette images are converted first
+        source = source.reduce(factor)
+        factor = 1
+    if source.mode != "RGB":
+        source = source.convert("RGB")
+    if factor >= 2:
+        source = source.reduce(factor)
+    return source
 
 
 def _write_tone(container: object, stream: object, *, seconds: float, seed: int) -> None:
@@ -177,25 +200,59 @@ def _decode_all(container: Any, stream: Any) -> tuple[int, int]:
 
 
 def _frame_at(
-    base: Image.Image, t: float, path: tuple[float, float, float, float, float], width: int, height: int
+    planes: tuple[Image.Image, Image.Image, Image.Image],
+    t: float,
+    path: tuple[float, float, float, float, float],
+    width: int,
+    height: int,
 ) -> av.VideoFrame:
-    """The frame at time `t` (0 to 1) of the camera move over `base`."""
+    """The yuv420p frame at time `t` (0 to 1) of the camera move over the picture's planes."""
     import av
     from PIL import Image
 
     x0, y0, x1, y1, zoom_end = path
+    base_w, base_h = planes[0].size
     aspect = width / height
-    view_w_full = min(base.width, base.height * aspect)
+    view_w_full = min(base_w, base_h * aspect)
     ease = t * t * (3 - 2 * t)
     view_w = view_w_full / (1.0 + (zoom_end - 1.0) * ease)
     # min(): float rounding can make the view a hair taller than the picture, and Pillow
     # refuses a box that leaves the image ("box offset can't be negative").
-    view_h = min(base.height, view_w / aspect)
-    cx = (x0 + (x1 - x0) * ease) * (base.width - view_w) + view_w / 2
-    cy = (y0 + (y1 - y0) * ease) * (base.height - view_h) + view_h / 2
+    view_h = min(base_h, view_w / aspect)
+    cx = (x0 + (x1 - x0) * ease) * (base_w - view_w) + view_w / 2
+    cy = (y0 + (y1 - y0) * ease) * (base_h - view_h) + view_h / 2
     box = (cx - view_w / 2, cy - view_h / 2, cx + view_w / 2, cy + view_h / 2)
-    picture = base.resize((width, height), Image.Resampling.BILINEAR, box=box)
-    return av.VideoFrame.from_image(picture).reformat(format="yuv420p")  # type: ignore[no-untyped-call,no-any-return]
+    frame = av.VideoFrame(width, height, "yuv420p")
+    # Each plane is scaled straight from the picture's view into the frame: no RGB frame,
+    # no conversion buffer; the chroma planes are scaled to half size (4:2:0) directly.
+    chroma = (width // 2, height // 2)
+    for plane, channel, size in zip(frame.planes, planes, ((width, height), chroma, chroma), strict=True):
+        _fill(plane, channel.resize(size, Image.Resampling.BILINEAR, box=box).tobytes(), size[0])
+    return frame
+
+
+def _fill(plane: Any, data: bytes, width: int) -> None:
+    """Copy rows of `width` bytes into a frame plane, whose rows may be padded."""
+    target = memoryview(plane)
+    stride = plane.line_size
+    if stride == width:
+        target[: len(data)] = data
+        return
+    source = memoryview(data)
+    for row in range(len(data) // width):
+        target[row * stride : row * stride + width] = source[row * width : (row + 1) * width]
+
+
+# Pillow's YCbCr is full range (JPEG); yuv420p video is limited range (16-235, 16-240).
+_LUMA = [round(16 + value * 219 / 255) for value in range(256)]
+_CHROMA = [round(128 + (value - 128) * 224 / 255) for value in range(256)]
+
+
+def _planes(picture: Image.Image) -> tuple[Image.Image, Image.Image, Image.Image]:
+    """The picture as BT.601 limited-range Y, Cb and Cr planes, converted once."""
+    ycc = picture.convert("YCbCr")
+    y, cb, cr = (ycc.getchannel(index).point(lut) for index, lut in enumerate((_LUMA, _CHROMA, _CHROMA)))
+    return y, cb, cr
 
 
 def probe_video(path: str | Path, *, decode: bool = False) -> VideoProbe:

@@ -31,7 +31,7 @@ __all__ = ["FPS", "TIER_PIXELS", "RenderCache", "RenderKey", "output_size", "sha
 
 FPS = 30
 TIER_PIXELS = {"720P": 1280 * 720, "1080P": 1920 * 1080}
-_RENDERER_VERSION = "1"
+_RENDERER_VERSION = "2"  # bump when the frames a key renders change
 
 
 def output_size(width: int, height: int, resolution: str) -> tuple[int, int]:
