@@ -197,7 +197,7 @@ def _option(request: VideoRequest, provider: Provider, name: str | None) -> Any:
 
 
 def _price(
-    pricing: Pricing, provider: Provider, *, seconds: float, tier: str | None, audio: bool | None, what: str
+    pricing: Pricing, provider: Provider, *, seconds: float, tier: str | None, audio: bool | None
 ) -> Cost | None:
     region = region_of(provider)
     table = pricing.table_for(region)
@@ -210,7 +210,7 @@ def _price(
         part for part in (tier, None if audio is None else ("audio" if audio else "silent"), region) if part
     )
     basis = (
-        f"{what}: {seconds:g} s x {rate.per_second:g} {table.currency}/s"
+        f"{seconds:g} s x {rate.per_second:g} {table.currency}/s"
         + (f" ({details})" if details else "")
         + f", {provider.name} prices as of {pricing.as_of}"
     )
@@ -230,7 +230,6 @@ def estimate(request: VideoRequest, provider: Provider, config: Config) -> Cost 
         seconds=request.duration,
         tier=None if tier is None else str(tier),
         audio=None if audio is None else bool(audio),
-        what="estimate",
     )
 
 
@@ -271,5 +270,4 @@ def billed_cost(
         seconds=float(seconds),
         tier=None if tier is None else str(tier),
         audio=None if audio is None else bool(audio),
-        what="billed",
     )

@@ -52,7 +52,7 @@ def _estimate_text(plan: BatchPlan) -> str:
         text += f" ({len(unpriced)} row(s) have no declared price)"
     sample = next((p.estimate for p in plan.rows if p.estimate is not None and p.estimate.amount), None)
     if sample is not None:
-        text += f"; e.g. {sample.basis.removeprefix('estimate: ')}"
+        text += f"; e.g. {sample.basis}"
     return text
 
 

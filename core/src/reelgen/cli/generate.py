@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..contract import VideoResult
     from ..jobs import Job
 
-__all__ = ["check_durable_storage", "generate", "print_result", "seconds_overrides"]
+__all__ = ["check_budget", "check_durable_storage", "generate", "print_result", "seconds_overrides"]
 
 
 def _options(pairs: tuple[str, ...], provider: str) -> dict[str, dict[str, Any]]:
@@ -64,6 +64,29 @@ def check_durable_storage(config: Config) -> None:
         raise ConfigError(
             f"storage.url {url!r} is not durable: the video you pay for would vanish when this command exits; "
             "set storage.url (or REELGEN_STORAGE_URL) to a folder or a lasting fsspec URL such as s3://bucket/prefix"
+        )
+
+
+def check_budget(request: Any, provider: str, config: Config, max_cost: float) -> None:
+    """`--max-cost`: refuse, before anything is sent, a request whose estimate exceeds the budget (or has none)."""
+    from ..errors import ValidationError
+    from ..pricing import estimate
+    from ..registry import get_provider
+
+    if not (math.isfinite(max_cost) and max_cost >= 0):
+        raise ValidationError(f"--max-cost must be a finite amount >= 0, got {max_cost!r}", field="max_cost")
+    cost = estimate(request, get_provider(provider, config=config), config)
+    if cost is None:
+        raise ValidationError(
+            f"--max-cost: {provider} declares no price for this request; declare one in [pricing.{provider}] "
+            "or drop --max-cost",
+            field="max_cost",
+        )
+    if cost.amount > max_cost + 1e-9:
+        raise ValidationError(
+            f"the estimate {cost.amount:.4g} {cost.currency} ({cost.basis}) exceeds --max-cost {max_cost:g}; "
+            "nothing was submitted",
+            field="max_cost",
         )
 
 
@@ -162,6 +185,12 @@ def _check_output(output: str | None) -> None:
     metavar="PATH",
     help="Also copy the stored video to PATH (an existing file is never overwritten).",
 )
+@click.option(
+    "--max-cost",
+    type=float,
+    metavar="AMOUNT",
+    help="Refuse to submit when the estimated cost exceeds AMOUNT (in the provider's currency).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def generate(
     image: str | None,
@@ -181,6 +210,7 @@ def generate(
     no_wait: bool,
     force: bool,
     output: str | None,
+    max_cost: float | None,
     as_json: bool,
 ) -> None:
     """Generate a video from IMAGE (a path or URL) and a prompt, and store it durably.
@@ -213,6 +243,8 @@ def generate(
             motion_strength=motion_strength,
             options=_options(option_pairs, chosen),
         )
+        if max_cost is not None:
+            check_budget(request, chosen, config, max_cost)
     except ReelgenError as exc:
         fail(exc, as_json=as_json)
 
@@ -234,6 +266,17 @@ def generate(
     if output is not None:
         _copy_output(result, output, as_json=as_json)
     print_result(result, as_json=as_json, shown_warnings=shown)
+    _print_cost(result, request, chosen, config)
+
+
+def _print_cost(result: VideoResult, request: Any, provider: str, config: Config) -> None:
+    """stderr: what the provider billed for this take (from its usage) and what that costs."""
+    from ..pricing import billed_cost
+    from ..registry import get_provider
+
+    cost = billed_cost(result, get_provider(provider, config=config), config, request)
+    if cost is not None and cost.currency:
+        click.echo(f"billed: {cost.amount:.4g} {cost.currency}: {cost.basis}", err=True)
 
 
 def run_reported(run: Any, *, as_json: bool, job_id: str | None = None) -> tuple[Any, Any, frozenset[str]]:

@@ -155,7 +155,7 @@ class ProgressReporter:
             self.job_id = event.job_id
         if kind == "estimate":
             amount = f"{data.get('amount', 0):.4g} {data.get('currency', '')}".strip()
-            self._show("estimate", None, f"{amount} ({data.get('basis')})", note=True)
+            self._show("estimate", None, f"{amount}: {data.get('basis')}", note=True)
         elif kind == "waiting":
             self._show("waiting", None, describe_wait(data).removeprefix("waiting "))
         elif kind == "retrying":
