@@ -279,7 +279,10 @@ def test_the_process_local_governor_serves_several_event_loops(tmp_path: Path) -
 
     async def use() -> None:
         for _ in range(5):
+            # Rate windows and leases at once, from several threads (each store waits its turn).
+            token = await governor.throttle(account, Limits(query_rate=1000.0), "query", deadline_at=deadline())
             permit = await governor.acquire(account, limits, deadline_at=deadline())
+            await token.done()
             with lock:
                 inside[0] += 1
                 overlaps[0] += inside[0] > 1

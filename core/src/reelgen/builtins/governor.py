@@ -319,8 +319,12 @@ def governor_for(path: Path | None, *, lease: float | None = None) -> LeaseGover
     from ._sqlite_window import SqliteWindowStorage
 
     if path is None:
-        name = f"file:reelgen-governor-{next(_memory_ids)}?mode=memory&cache=shared"
-        return LeaseGovernor(LeaseTable(name, uri=True), RateWindows(SqliteWindowStorage(name)), lease=lease)
+        # One database each: a shared-cache memory database locks whole tables and does not
+        # wait (SQLITE_LOCKED), so each stays behind its own connection and thread lock.
+        number = next(_memory_ids)
+        leases = LeaseTable(f"file:reelgen-governor-{number}-leases?mode=memory&cache=shared", uri=True)
+        windows = SqliteWindowStorage(f"file:reelgen-governor-{number}-windows?mode=memory&cache=shared")
+        return LeaseGovernor(leases, RateWindows(windows), lease=lease)
     path.parent.mkdir(parents=True, exist_ok=True)
     return LeaseGovernor(LeaseTable(str(path)), RateWindows(SqliteWindowStorage(str(path))), lease=lease)
 
