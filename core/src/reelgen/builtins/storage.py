@@ -62,7 +62,8 @@ _S3_PROTOCOLS = frozenset({"s3", "s3a"})
 #: Protocols whose data lives only in this process.
 _VOLATILE_PROTOCOLS = frozenset({"memory"})
 #: What to install for a protocol fsspec knows but cannot load.
-_EXTRAS = {"s3": "pip install 'reelgen[s3]'", "s3a": "pip install 'reelgen[s3]'"}
+# The `reelgen[s3]` extra's content: reelgen is not on a package index yet, so name the package itself.
+_EXTRAS = {"s3": "pip install s3fs (the reelgen[s3] extra)", "s3a": "pip install s3fs (the reelgen[s3] extra)"}
 
 _checked_lock = threading.Lock()
 _checked_remote: set[str] = set()

@@ -70,7 +70,10 @@ def providers(as_json: bool) -> None:
         click.echo(json.dumps(payload, indent=2))
         return
     if not infos:
-        click.echo("no providers installed (pip install reelgen-preview, reelgen-bailian-wan, ...)")
+        click.echo(
+            "no providers installed: from a checkout of the repository, pip install ./providers/preview "
+            "./providers/bailian_wan (or built wheels: docs/install.md), or write one: reelgen new-provider NAME"
+        )
     for info in infos:
         click.secho(f"{info.name}", bold=True, nl=False)
         click.echo(f"  (plugin {info.plugin})")
