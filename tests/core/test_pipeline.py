@@ -19,8 +19,8 @@ from reelgen.errors import (
     SubmissionUnknown,
     ValidationError,
 )
-from reelgen.media import probe_video
-from reelgen.store import open_store
+from reelgen.probe import probe_video
+from reelgen.journal import get_journal
 from tests.helpers.fake_provider import FakeProvider, Script, transient
 from tests.helpers.server import FileServer, file_server
 
@@ -47,10 +47,13 @@ async def test_success_measures_stores_and_reports_events_in_order(config, serve
     result = await reelgen.agenerate(_request(), provider, config=config, on_event=events.append)
 
     kinds = [e.kind for e in events]
-    assert kinds[0] == "submitted"
+    assert [k for k in kinds if k not in ("estimate", "warning")][:2] == ["journaled", "submitted"]
     assert kinds[-3:] == ["downloaded", "stored", "succeeded"]
     assert "status" in kinds and kinds.index("status") < kinds.index("downloaded")
-    assert {e.job_id for e in events} == {"fake:task-1"}
+    # Before the provider names the task, the job is known by its journal entry's id.
+    journaled = next(e for e in events if e.kind == "journaled")
+    assert journaled.job_id.startswith("j-") and journaled.data["entry_id"] == journaled.job_id
+    assert {e.job_id for e in events[kinds.index("submitted") :]} == {"fake:task-1"}
 
     stored = _path(result.video_url)
     assert stored.is_file() and stored.read_bytes() == mp4_bytes
@@ -99,12 +102,12 @@ async def test_terminal_failure_keeps_the_provider_code_and_is_recorded(config, 
         await reelgen.agenerate(_request(), provider, config=config, on_event=events.append)
     assert caught.value.code == "InternalError" and caught.value.request_id == "r-1"
     assert events[-1].kind == "failed" and events[-1].data["error_type"] == "ProviderFailed"
-    record = open_store(config.jobs.url).job_get("fake:task-1")
+    record = get_journal(config).get("fake:task-1")
     assert record is not None and record.state == "failed" and "boom" in (record.error or "")
 
 
 async def test_throttled_submit_is_retried_but_an_unknown_outcome_never_is(config, server, mp4_bytes, monkeypatch):
-    monkeypatch.setattr("reelgen.pipeline.backoff_delay", lambda *a, **k: 0.01)
+    monkeypatch.setattr("reelgen.jobs.backoff_delay", lambda *a, **k: 0.01)
     url = server.add("/v.mp4", mp4_bytes)
     provider = FakeProvider(Script(url=url, submit_errors=[RateLimited("429", provider="fake")] * 2))
     await reelgen.agenerate(_request(), provider, config=config)
@@ -120,8 +123,9 @@ async def test_deadline_raises_timeout_naming_the_job(config):
     provider = FakeProvider(Script(states=["running"], poll_delay=0.05))
     with pytest.raises(GenerationTimeout) as caught:
         await reelgen.agenerate(_request(), provider, config=config, deadline=0.3)
-    assert caught.value.job_id == "fake:task-1" and "resume" in str(caught.value)
-    assert open_store(config.jobs.url).job_get("fake:task-1").state == "timed_out"
+    # On expiry the remote job is cancelled where the provider allows it (the fake does).
+    assert caught.value.job_id == "fake:task-1" and "cancelled" in str(caught.value)
+    assert get_journal(config).get("fake:task-1").state == "cancelled"
 
 
 async def test_cancel_stops_the_remote_job_and_wakes_the_waiter(config):
@@ -151,7 +155,10 @@ async def test_cancel_that_the_provider_refuses_says_the_job_may_be_billed(confi
 async def test_interrupting_the_waiting_task_cancels_the_remote_job(config):
     provider = FakeProvider(Script(states=["running"], poll_delay=0.02))
     task = asyncio.create_task(reelgen.agenerate(_request(), provider, config=config))
-    await asyncio.sleep(0.2)
+    for _ in range(600):
+        if "poll" in provider.calls:
+            break
+        await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -159,7 +166,7 @@ async def test_interrupting_the_waiting_task_cancels_the_remote_job(config):
 
 
 async def test_truncated_download_is_retried_and_the_stored_file_is_whole(config, server, mp4_bytes, monkeypatch):
-    monkeypatch.setattr("reelgen.jobs.backoff_delay", lambda *a, **k: 0.01)
+    monkeypatch.setattr("reelgen._delivery.backoff_delay", lambda *a, **k: 0.01)
     url = server.add("/v.mp4", mp4_bytes, faults=["truncate", "500", "reset"])
     result = await reelgen.agenerate(_request(), FakeProvider(Script(url=url)), config=config)
     assert server.files["/v.mp4"].hits == 4
@@ -168,7 +175,7 @@ async def test_truncated_download_is_retried_and_the_stored_file_is_whole(config
 
 
 async def test_a_body_that_is_not_an_mp4_is_never_stored(config, server, monkeypatch):
-    monkeypatch.setattr("reelgen.jobs.backoff_delay", lambda *a, **k: 0.01)
+    monkeypatch.setattr("reelgen._delivery.backoff_delay", lambda *a, **k: 0.01)
     url = server.add("/v.mp4", b"<html>expired</html>" * 10, content_type="text/html")
     with pytest.raises(StorageError, match="not an MP4"):
         await reelgen.agenerate(_request(), FakeProvider(Script(url=url)), config=config)

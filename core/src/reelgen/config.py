@@ -137,7 +137,8 @@ class Config:
     deadline: float = attrs.field(default=1800.0, validator=_positive_number)
     #: Longest a job may wait at the provider before it starts running, in seconds (None: no limit).
     queue_timeout: float | None = attrs.field(
-        default=None, validator=attrs.validators.optional(_positive_number)  # type: ignore[arg-type]
+        default=None,
+        validator=attrs.validators.optional(_positive_number),  # type: ignore[arg-type]
     )
     cache: CacheConfig = attrs.field(factory=CacheConfig)
     storage: StorageConfig = attrs.field(factory=StorageConfig)

@@ -17,7 +17,7 @@ from typing import IO
 
 import attrs
 
-from .errors import IntegrityError, StorageError, TransientError, redact
+from .errors import IntegrityError, StorageError, TooLarge, TransientError, redact
 
 __all__ = ["VideoSource", "download_video", "is_mp4_header"]
 
@@ -83,14 +83,16 @@ def download_video(
             declared = response.headers.get("content-length")
             total = int(declared) if declared and declared.isdigit() else None
             if total is not None and total > max_bytes:
-                raise IntegrityError(f"the video is {total} bytes, over the {max_bytes}-byte storage cap")
+                raise TooLarge(f"the video is {total} bytes, over the {max_bytes}-byte storage cap (storage.max_bytes)")
             head = b""
             for chunk in response.iter_bytes(_CHUNK):
                 if len(head) < 12:
                     head += chunk[: 12 - len(head)]
                 received += len(chunk)
                 if received > max_bytes:
-                    raise IntegrityError(f"the video is over the {max_bytes}-byte storage cap; download stopped")
+                    raise TooLarge(
+                        f"the video is over the {max_bytes}-byte storage cap (storage.max_bytes); download stopped"
+                    )
                 digest.update(chunk)
                 out.write(chunk)
                 if on_progress is not None:
@@ -123,7 +125,7 @@ def _copy_local(
         raise StorageError(f"cannot read the video: {source} does not exist")
     total = source.stat().st_size
     if total > max_bytes:
-        raise IntegrityError(f"the video is {total} bytes, over the {max_bytes}-byte storage cap")
+        raise TooLarge(f"the video is {total} bytes, over the {max_bytes}-byte storage cap (storage.max_bytes)")
     directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=".download-", suffix=".mp4", dir=directory)
     path = Path(name)
@@ -138,7 +140,7 @@ def _copy_local(
             while chunk := src.read(_CHUNK):
                 received += len(chunk)
                 if received > max_bytes:
-                    raise IntegrityError(f"the video is over the {max_bytes}-byte storage cap")
+                    raise TooLarge(f"the video is over the {max_bytes}-byte storage cap (storage.max_bytes)")
                 digest.update(chunk)
                 out.write(chunk)
                 if on_progress is not None:

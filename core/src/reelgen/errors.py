@@ -14,12 +14,16 @@ ReelgenError
 │   ├── TransientError            worth retrying with backoff (.retry_after)            (exit 4)
 │   │   └── RateLimited             throttled (429)
 │   ├── SubmissionUnknown         the create call may or may not have made a billed job (exit 4)
+│   │                               (.job_id: the journal entry to resume; .candidates)
 │   └── ProviderFailed            the job failed for good                              (exit 4)
 │       └── TaskExpired             the provider no longer knows the task (expired)
 ├── GenerationTimeout           the overall deadline passed; the remote job may still run (exit 4)
 ├── Cancelled                   you (or Ctrl-C) cancelled the job                        (exit 130)
 └── StorageError                the video could not be downloaded or stored            (exit 4)
-    └── IntegrityError            the file is not what it claims (not an MP4, too big, truncated)
+    ├── IntegrityError            the file is not what it claims (not an MP4, too big, truncated)
+    │   └── TooLarge                over the storage cap (storage.max_bytes); never retried
+    └── DeliveryFailed            paid and finished at the provider, not yet stored (.job_id):
+                                  `reelgen jobs resume ID` finishes it
 ```
 
 Secrets never appear here: errors carry the provider's code, message and request id,
@@ -37,6 +41,7 @@ __all__ = [
     "Cancelled",
     "ConfigError",
     "ContentRejected",
+    "DeliveryFailed",
     "GenerationTimeout",
     "IntegrityError",
     "PluginError",
@@ -50,6 +55,7 @@ __all__ = [
     "StrictWarningError",
     "SubmissionUnknown",
     "TaskExpired",
+    "TooLarge",
     "TransientError",
     "ValidationError",
     "redact",
@@ -199,8 +205,13 @@ class SubmissionUnknown(ProviderError):
     """The create request was sent but no answer came back.
 
     A billed job may exist. It is never retried blindly: the error says what is known
-    so the caller can look for the task before paying twice.
+    so the caller can look for the task before paying twice. `job_id` is the journal
+    entry (`reelgen jobs resume ID` reconciles it), `candidates` the provider's tasks
+    that may be it.
     """
+
+    job_id: str | None = None
+    candidates: tuple[str, ...] = ()
 
 
 class ProviderFailed(ProviderError):
@@ -239,3 +250,19 @@ class StorageError(ReelgenError):
 
 class IntegrityError(StorageError):
     """The downloaded file is not what it claims: not an MP4, too large, or truncated."""
+
+
+class TooLarge(IntegrityError):
+    """The video is over the storage cap (`storage.max_bytes`); downloading again cannot help."""
+
+
+class DeliveryFailed(StorageError):
+    """The provider finished (and billed) the job, but the video is not stored yet.
+
+    The job stays recoverable (`delivery_failed` in the journal) while the provider's URL
+    lives: `reelgen jobs resume ID` / `reelgen.resume(ID)` finishes the delivery.
+    """
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id

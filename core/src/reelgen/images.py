@@ -19,7 +19,7 @@ import attrs
 from .capabilities import Capabilities
 from .errors import ValidationError
 
-__all__ = ["ImageData", "check_image", "image_key", "is_remote", "read_image", "to_data_uri"]
+__all__ = ["ImageData", "check_image", "image_key", "is_remote", "read_image", "resolve_image", "to_data_uri"]
 
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp", "GIF": "image/gif"}
 #: Refuse to read more than this from a local reference image, whatever the provider says.
@@ -123,6 +123,17 @@ def read_image(reference: str | bytes) -> ImageData:
         sha256=hashlib.sha256(content).hexdigest(),
         origin=origin,
     )
+
+
+def resolve_image(reference: str | bytes | None) -> ImageData | None:
+    """Read a local reference image once (None for no image or a remote URL).
+
+    The pipeline's gate calls this, and passes the one `ImageData` on: validation, the
+    cache key and the journal use its digest, the provider gets its bytes.
+    """
+    if reference is None or is_remote(reference):
+        return None
+    return read_image(reference)
 
 
 def image_key(reference: str | bytes) -> str:

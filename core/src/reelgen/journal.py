@@ -23,6 +23,7 @@ from a thread where it might block). Its promises:
 - `open(entry)` is atomic single-flight: when `entry.shared` and an entry for the same
   cache key is *active* or `unknown` (and shared), that entry is returned and nothing is
   written; otherwise `entry` is written and returned. `Opened.created` says which.
+  `force=True` (the caller's `--force`) ignores `unknown` entries, still attaches to active ones.
 - `update(id, expect_owner=..., **changes)` changes fields of one entry; with
   `expect_owner` it is a compare-and-set on the owner (returns None if the owner differs).
 - `adopt(id, expected, new)` is a compare-and-set of the owner: exactly one adopter wins.
@@ -261,7 +262,7 @@ class Journal(Protocol):
     #: Where it lives, for messages (a path or URL, never a secret).
     location: str
 
-    def open(self, entry: JournalEntry) -> Opened: ...
+    def open(self, entry: JournalEntry, *, force: bool = False) -> Opened: ...
 
     def get(self, ref: str) -> JournalEntry | None: ...
 

@@ -8,8 +8,8 @@ distributions (an empty value loads none); the core's own built-ins always load.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
-import inspect
 import logging
 import os
 import threading
@@ -26,8 +26,6 @@ from .provider import ProviderFactory
 __all__ = [
     "PluginFailure",
     "ProviderEntry",
-    "acall_firstresult",
-    "acall_hook",
     "failures",
     "get_plugin_manager",
     "provider_entries",
@@ -38,6 +36,8 @@ log = logging.getLogger("reelgen.plugins")
 
 ENTRY_POINT_GROUP = "reelgen"
 _CORE_DISTRIBUTION = "reelgen"
+#: Core built-ins registered even when the installed entry points predate them.
+_CORE_MODULES = {"reelgen_journal": "reelgen.builtins.journal", "reelgen_cluster": "reelgen.cluster.plugin"}
 
 
 @attrs.frozen
@@ -123,6 +123,12 @@ def get_plugin_manager() -> pluggy.PluginManager:
             if failure is not None:
                 log.warning("reelgen plugin %s failed to load: %s", failure.name, failure.error)
                 failures.append(failure)
+        for name, module in _CORE_MODULES.items():
+            if pm.get_plugin(name) is None and not pm.is_blocked(name):
+                try:
+                    pm.register(importlib.import_module(module), name=name)
+                except Exception as exc:  # noqa: BLE001 - a broken built-in is reported like any plugin
+                    failures.append(PluginFailure(name, _CORE_DISTRIBUTION, f"{type(exc).__name__}: {exc}"))
         _state.pm = pm
         _state.failures = failures
         return pm
@@ -165,32 +171,6 @@ def reset() -> None:
         _state.pm = None
         _state.failures = []
         _state.providers = None
-
-
-async def _maybe_await(value: Any) -> Any:
-    while inspect.isawaitable(value):
-        value = await value
-    return value
-
-
-async def acall_hook(hook: Any, **kwargs: Any) -> list[Any]:
-    """Call every implementation of `hook`, awaiting those that return awaitables."""
-    results = hook(**kwargs)
-    return [await _maybe_await(result) for result in results]
-
-
-async def acall_firstresult(hook: Any, **kwargs: Any) -> Any:
-    """Call a firstresult hook's implementations in pluggy's order until one gives non-None.
-
-    Done by hand, because pluggy would stop at the first coroutine object even when it
-    resolves to None; awaiting each in turn keeps the "first answer wins" meaning.
-    """
-    for impl in reversed(hook.get_hookimpls()):
-        arguments = {name: kwargs[name] for name in impl.argnames}
-        result = await _maybe_await(impl.function(**arguments))
-        if result is not None:
-            return result
-    return None
 
 
 def call_safely(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

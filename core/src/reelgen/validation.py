@@ -13,9 +13,9 @@ from typing import Any, cast
 from .capabilities import Capabilities, OptionSpec
 from .contract import VideoRequest, parse_size
 from .errors import StrictWarningError, ValidationError
-from .images import check_image, is_remote, read_image
+from .images import ImageData, check_image, is_remote, read_image
 
-__all__ = ["check_options", "check_request", "enforce_strict"]
+__all__ = ["check_option_namespaces", "check_options", "check_request", "enforce_strict"]
 
 _TYPES: dict[str, tuple[type, ...]] = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
 
@@ -130,7 +130,9 @@ def _check_seed_and_motion(request: VideoRequest, caps: Capabilities, provider: 
         )
 
 
-def _check_reference_image(request: VideoRequest, caps: Capabilities, provider: str) -> None:
+def _check_reference_image(
+    request: VideoRequest, caps: Capabilities, provider: str, image: ImageData | None = None
+) -> None:
     reference = request.reference_image
     if reference is None:
         if caps.requires_reference_image:
@@ -151,7 +153,7 @@ def _check_reference_image(request: VideoRequest, caps: Capabilities, provider: 
                 field="reference_image",
             )
         return
-    check_image(read_image(reference), caps, provider=provider)
+    check_image(image if image is not None else read_image(reference), caps, provider=provider)
 
 
 def _check_bounds(option: str, value: float, low: float | None, high: float | None) -> None:
@@ -194,10 +196,13 @@ def check_options(options: Mapping[str, Any], specs: Mapping[str, OptionSpec], *
                 )
 
 
-def check_request(request: VideoRequest, capabilities: Capabilities, *, provider: str) -> list[str]:
+def check_request(
+    request: VideoRequest, capabilities: Capabilities, *, provider: str, image: ImageData | None = None
+) -> list[str]:
     """Check everything the capabilities declare; return warnings, raise `ValidationError`.
 
-    Reads a local reference image to check it (format, size, pixels), never the network.
+    Reads a local reference image to check it (format, size, pixels), never the network,
+    unless the gate already read it (`image`).
     """
     warnings: list[str] = []
     _check_duration(request, capabilities, provider)
@@ -205,9 +210,26 @@ def check_request(request: VideoRequest, capabilities: Capabilities, *, provider
     _check_size(request, capabilities, provider)
     _check_text(request, capabilities, provider, warnings)
     _check_seed_and_motion(request, capabilities, provider, warnings)
-    _check_reference_image(request, capabilities, provider)
+    _check_reference_image(request, capabilities, provider, image)
     check_options(request.options_for(provider), capabilities.options, provider=provider)
     return warnings
+
+
+def check_option_namespaces(request: VideoRequest, provider: str, known: set[str]) -> None:
+    """An options namespace must be this provider or another installed one (a typo such as
+    `bailian` for `bailian_wan` would otherwise be silently dropped)."""
+    import difflib
+
+    for namespace in request.options:
+        if namespace == provider or namespace in known:
+            continue
+        close = difflib.get_close_matches(namespace, [provider, *sorted(known)], n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValidationError(
+            f"options for {namespace!r}: no provider of that name is installed; {hint}"
+            f"options for {provider} go under {provider!r} (e.g. -o {provider}.NAME=VALUE)",
+            field="options",
+        )
 
 
 def enforce_strict(warnings: list[str], strict: bool) -> None:

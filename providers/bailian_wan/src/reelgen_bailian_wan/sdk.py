@@ -30,7 +30,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-__all__ = ["MaybeSent", "NotSent", "cancel_task", "create_task", "fetch_task", "upload_file"]
+__all__ = ["MaybeSent", "NotSent", "cancel_task", "create_task", "fetch_task", "list_tasks", "upload_file"]
 
 logging.getLogger("dashscope").addHandler(logging.NullHandler())
 
@@ -130,3 +130,36 @@ def upload_file(path: str, *, model: str, api_key: str, base_url: str, workspace
     if not uploaded or not str(url).startswith("oss://"):
         raise FileNotFoundError(path)
     return str(url)
+
+
+def list_tasks(
+    *,
+    start_time: str,
+    end_time: str,
+    model: str,
+    page_no: int,
+    page_size: int,
+    api_key: str,
+    base_url: str,
+    workspace: str | None,
+) -> Any:
+    """One page of the account's task list (`GET {base}/tasks`), filtered by time and model.
+
+    Times are `YYYYMMDDhhmmss` in the service's zone (UTC+8). Returns the SDK's
+    `DashScopeAPIResponse`: `output` holds `total`, `data` (rows with `task_id`,
+    `gmt_create` in ms, `status`, `model_name`) and `total_page`.
+    """
+    from dashscope import VideoSynthesis
+    from dashscope.client.base_api import BaseAsyncApi
+
+    return BaseAsyncApi.list.__func__(  # type: ignore[attr-defined]
+        VideoSynthesis,
+        start_time=start_time,
+        end_time=end_time,
+        model_name=model,
+        page_no=page_no,
+        page_size=page_size,
+        api_key=api_key,
+        workspace=workspace,
+        base_address=base_url,
+    )
