@@ -1,6 +1,7 @@
 """Providers with one defect each, for proving that the contract suite catches it.
 
-Every class changes one thing about `FakeRemoteProvider` (which passes the whole suite).
+Every class changes one thing about `FakeRemoteProvider` (which passes the whole suite);
+those of `broken_preview.py` change one thing about the preview provider.
 `BROKEN` records, for each, the suite tests that must fail and a pattern their failure
 report must contain, so the self-test proves each is caught *for its defect*.
 """
@@ -17,6 +18,7 @@ import attrs
 from reelgen import JobStatus, ProviderFailed, ProviderJob, ProviderOutput, TaskExpired, ValidationError, VideoRequest
 from reelgen.errors import ProviderError
 from reelgen.hookspecs import hookimpl
+from tests.contracts.broken_preview import DEFECTS as PREVIEW_DEFECTS
 from tests.contracts.fakeremote import CAPABILITIES, FakeRemoteProvider
 
 
@@ -167,12 +169,14 @@ class FlipFlops(FakeRemoteProvider):
 
 @attrs.frozen
 class Defect:
-    provider: type[FakeRemoteProvider]
+    provider: type[Any]
     #: `-k` expression selecting the suite tests that must fail.
     tests: str
     #: A pattern the failure report must contain (it fails *for this defect*).
     because: str
     plugins: tuple[object, ...] = ()
+    #: What the provider runs against: "fakeremote" (`FakeService`) or "preview" (its work folder and ledger).
+    sandbox: str = "fakeremote"
 
 
 BROKEN: dict[str, Defect] = {
@@ -207,3 +211,7 @@ BROKEN: dict[str, Defect] = {
         FlipFlops, "test_job_lifecycle_never_reaches_an_impossible_state", r"terminal states are final"
     ),
 }
+
+# The defects built on the preview provider (one or more per class of issue 11), run against
+# the preview "service" of broken_preview.py.
+BROKEN.update({name: Defect(d.provider, d.tests, d.because, sandbox="preview") for name, d in PREVIEW_DEFECTS.items()})

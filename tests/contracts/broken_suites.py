@@ -14,6 +14,7 @@ import pytest
 
 from reelgen_contracts import ProviderContract, Sandbox
 from tests.contracts.broken import BROKEN, Defect
+from tests.contracts.broken_preview import sandbox as preview_sandbox
 from tests.contracts.fakeremote import FakeService
 
 
@@ -31,7 +32,9 @@ def _suite(name: str, defect: Defect) -> type[ProviderContract]:
             return defect.provider
 
         @pytest.fixture
-        def sandbox(self, fake_service: FakeService) -> Sandbox:
+        def sandbox(self, fake_service: FakeService, tmp_path: Path) -> Sandbox:
+            if defect.sandbox == "preview":
+                return preview_sandbox(tmp_path / "preview-service")
             return fake_service.sandbox()
 
         @pytest.fixture

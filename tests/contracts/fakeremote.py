@@ -41,7 +41,7 @@ from reelgen import (
 )
 from reelgen.errors import ProviderError
 from reelgen.images import is_remote, read_image
-from reelgen.media import RenderStopped, render_video
+from reelgen.render import RenderStopped, render_video
 from reelgen_contracts import ExpectedFault, Sandbox
 
 NAME = "fakeremote"
@@ -94,7 +94,7 @@ class _Job:
 
 
 class FakeService:
-    """The remote side: JSON over HTTP on 127.0.0.1, rendering with `reelgen.media.render_video`."""
+    """The remote side: JSON over HTTP on 127.0.0.1, rendering with `reelgen.render.render_video`."""
 
     FAULTS = ("auth", "quota", "content", "failed", "expired", "transient", "rate_limited")
 

@@ -16,9 +16,9 @@ from reelgen import Provider
 from reelgen_contracts import BillingGuardError, CountingProvider, ProviderContract, SocketAudit, override
 from reelgen_contracts._harness import Harness
 from reelgen_contracts._provider_suite import _parse
-from reelgen_contracts.counting import is_loopback
 from reelgen_contracts.strategies import Budget
 from reelgen_contracts.suite import EXAMPLES, _settings
+from reelgen_contracts.witnesses import is_loopback
 from tests.contracts.fakeremote import FakeRemoteProvider
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from . import strategies
     from ._harness import Generation, Harness
-    from .counting import BillingGuardError, CountingProvider, SocketAudit
     from .images import ImageServer
     from .sandbox import FAULT_KINDS, ExpectedFault, FaultInjector, Sandbox
     from .strategies import Budget, InvalidRequest
     from .suite import ProviderContract, override
+    from .witnesses import BillingGuardError, CountingProvider, SocketAudit
 
 __all__ = [
     "FAULT_KINDS",
@@ -51,9 +51,9 @@ __all__ = [
 
 _WHERE = {
     "FAULT_KINDS": "sandbox",
-    "BillingGuardError": "counting",
+    "BillingGuardError": "witnesses",
     "Budget": "strategies",
-    "CountingProvider": "counting",
+    "CountingProvider": "witnesses",
     "ExpectedFault": "sandbox",
     "FaultInjector": "sandbox",
     "Generation": "_harness",
@@ -62,7 +62,7 @@ _WHERE = {
     "InvalidRequest": "strategies",
     "ProviderContract": "suite",
     "Sandbox": "sandbox",
-    "SocketAudit": "counting",
+    "SocketAudit": "witnesses",
     "override": "suite",
 }
 

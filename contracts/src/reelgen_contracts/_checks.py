@@ -17,16 +17,20 @@ from urllib.parse import unquote, urlparse
 from reelgen.contract import VideoRequest, VideoResult, parse_size
 from reelgen.errors import ProviderError, ReelgenError, ValidationError
 
+from ._conduct import check_conduct, check_job_data
 from .strategies import expected_warnings
 
 if TYPE_CHECKING:
     from reelgen.capabilities import Capabilities
-    from reelgen.media import VideoProbe
+    from reelgen.probe import VideoProbe
 
     from ._harness import Generation, Harness
 
 __all__ = ["check_error", "check_result", "check_video", "fps_close", "mentions", "stored_path"]
 
+#: Events that speak of a job that exists, so cannot come before 'submitted' (others, such as
+#: the journal entry, waiting for a slot, a price estimate or a warning, may).
+_AFTER_SUBMIT = frozenset({"status", "progress", "downloaded", "stored", "succeeded", "failed", "cancelled"})
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SIZE = re.compile(r"^[0-9]+\*[0-9]+$")
 
@@ -156,7 +160,7 @@ def check_round_trip(result: VideoResult) -> None:
 
 def check_stored(h: Harness, result: VideoResult) -> VideoProbe:
     """The video is stored durably where the configuration says, intact, and measured honestly."""
-    from reelgen.media import probe_video
+    from reelgen.probe import probe_video
 
     assert result.video_url != result.source_url, (
         f"video_url is the provider's own URL ({result.video_url}): results must point at the durably "
@@ -278,12 +282,17 @@ def check_events(h: Harness, gen: Generation, result: VideoResult) -> None:
     if result.cached:
         assert kinds[0] == "cache_hit", f"a cached result should start with a cache_hit event, got {kinds}"
         return
-    assert kinds[0] == "submitted", f"the first event should be 'submitted', got {kinds}"
+    assert "submitted" in kinds, f"no 'submitted' event: {kinds}"
+    first = kinds.index("submitted")
+    early = [kind for kind in kinds[:first] if kind in _AFTER_SUBMIT]
+    assert not early, f"events {early} came before 'submitted': {kinds}"
+    assert kinds.count("submitted") == 1, f"one generation reported {kinds.count('submitted')} submissions: {kinds}"
     assert "succeeded" in kinds and "failed" not in kinds, f"a successful generation's events: {kinds}"
     assert "stored" in kinds and kinds.index("stored") < kinds.index("succeeded"), (
         f"no 'stored' event before 'succeeded': {kinds}"
     )
-    job_ids = {event.job_id for event in gen.events}
+    # (Before the create, the journal's entry has an id of its own: no task id yet.)
+    job_ids = {event.job_id for event in gen.events[first:]}
     assert job_ids == {f"{h.name}:{result.task_id}"}, f"events name job ids {job_ids}, not {h.name}:{result.task_id}"
 
 
@@ -313,12 +322,14 @@ def check_video(h: Harness, request: VideoRequest, result: VideoResult) -> Video
 
 def check_result(h: Harness, gen: Generation) -> VideoResult:
     """Everything a successful generation must satisfy, calls and events included. Returns the result."""
+    check_job_data(h, gen.jobs)  # first: unsafe job data may be why the generation failed
     assert gen.error is None, explain_failure(h, gen)
     result = gen.result
     assert result is not None
     check_video(h, gen.request, result)
     check_calls(h, gen)
     check_events(h, gen, result)
+    check_conduct(h, gen)
     return result
 
 

@@ -24,10 +24,10 @@ from reelgen.contract import VideoRequest, VideoResult
 from reelgen.events import Event
 from reelgen.provider import Provider, ProviderJob
 
-from .counting import CountingProvider, SocketAudit, is_loopback
 from .images import ImageServer
 from .sandbox import Sandbox
 from .strategies import Budget
+from .witnesses import CountingProvider, SocketAudit, is_loopback
 
 __all__ = ["Generation", "Harness", "LoopThread"]
 
@@ -54,11 +54,16 @@ class LoopThread:
                 cls._instance = cls()
             return cls._instance
 
-    def run(self, awaitable: Awaitable[T], timeout: float) -> T:
+    def start(self, awaitable: Awaitable[T]) -> concurrent.futures.Future[T]:
         async def wrapper() -> T:
             return await awaitable
 
-        future = asyncio.run_coroutine_threadsafe(wrapper(), self.loop)
+        return asyncio.run_coroutine_threadsafe(wrapper(), self.loop)
+
+    def run(self, awaitable: Awaitable[T], timeout: float) -> T:
+        return self.wait(self.start(awaitable), timeout)
+
+    def wait(self, future: concurrent.futures.Future[T], timeout: float) -> T:
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -85,6 +90,16 @@ class Generation:
     connections: int
     #: Jobs the sandbox accepted during the run (None: the sandbox does not say).
     billed_jobs: int | None
+    #: Wall seconds the run took.
+    elapsed: float = 0.0
+    #: Peak resident memory the run added, in bytes (None: the platform cannot say).
+    memory_growth: int | None = None
+    #: What `memory_growth` may be for this request (see `_resources.memory_bound`).
+    memory_bound: int = 0
+    #: The network attempts themselves (kind, host, port), for messages.
+    network: list[Any] = attrs.Factory(list)
+    #: Log records emitted during the run (formatted), to look for secrets in.
+    logs: list[str] = attrs.Factory(list)
 
     def unwrap(self) -> VideoResult:
         if self.error is not None:
@@ -219,13 +234,25 @@ class Harness:
     ) -> Generation:
         import reelgen
 
+        from ._conduct import captured_logs
+        from ._resources import ResourceWatch, memory_bound
+
         provider = provider or self.provider
         events: list[Event] = []
         result: VideoResult | None = None
         error: Exception | None = None
-        with self.witnessed(provider) as seen:
-            try:
-                result = self.run(
+        bound = memory_bound(request)
+        running: list[concurrent.futures.Future[VideoResult]] = []
+        # A runaway is stopped while it runs: after it, the machine may be gone.
+
+        def stop(growth: int) -> None:
+            for future in running:
+                future.cancel()
+
+        watch = ResourceWatch(bound, on_breach=stop)
+        with self.witnessed(provider) as seen, watch, captured_logs() as logs:
+            running.append(
+                self.loop.start(
                     reelgen.agenerate(
                         request,
                         provider,
@@ -234,8 +261,15 @@ class Harness:
                         use_cache=use_cache,
                         on_event=events.append,
                         deadline=deadline,
-                    ),
-                    timeout=(deadline or self.deadline) + self.call_timeout,
+                    )
+                )
+            )
+            try:
+                result = self.loop.wait(running[0], (deadline or self.deadline) + self.call_timeout)
+            except concurrent.futures.CancelledError:
+                error = AssertionError(
+                    f"the generation was stopped: its memory grew by {(watch.breached or 0) / 2**20:.0f} MiB, over "
+                    f"the bound of {bound / 2**20:.0f} MiB for this request"
                 )
             except Exception as exc:  # noqa: BLE001 - the tests judge what was raised
                 error = exc
@@ -248,6 +282,11 @@ class Harness:
             jobs=seen["jobs"],
             connections=len(seen["connections"]),
             billed_jobs=seen["billed_jobs"],
+            elapsed=watch.elapsed,
+            memory_growth=watch.growth,
+            memory_bound=bound,
+            network=[(c.kind, c.host, c.port) for c in seen["connections"]],
+            logs=logs,
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -21,7 +22,7 @@ from ._checks import explain_failure, stored_path
 from ._harness import Generation, Harness
 from .images import encode_image
 
-__all__ = ["fingerprint", "frames_digest", "mutations", "option_trials", "settle", "warnable"]
+__all__ = ["fingerprint", "frames_digest", "mutations", "option_trials", "request_trials", "settle", "warnable"]
 
 
 def _asking(**fields: Any) -> Callable[[VideoRequest], dict[str, Any]]:
@@ -119,25 +120,77 @@ def _near(spec: OptionSpec) -> list[Any]:
 
 
 def fingerprint(h: Harness, gen: Generation) -> dict[str, str]:
-    """What the suite can observe of a generation's outcome, each part comparable on its own."""
-    from reelgen.media import probe_video
+    """What was delivered, each part comparable on its own (and what the sandbox received).
 
+    Only what a user gets counts: the decoded frames, how much they move, the measured
+    size, fps and duration, the audio track. Not the job record, the usage or the file's
+    bytes, which a provider can change by echoing an option it otherwise ignores. A
+    sandbox standing for a remote service adds what it received: that is what the
+    service acts on.
+    """
     assert gen.error is None, explain_failure(h, gen)
     result = gen.result
     assert result is not None
     path = stored_path(result.video_url)
-    probe = probe_video(path) if path is not None else None
+    assert path is not None
     job = gen.jobs[-1] if gen.jobs else None
     received = h.sandbox.received if h.sandbox else None
+    frames, motion = _frames(path)
     return {
         "sent": json.dumps(received(job.task_id) if received and job else None, sort_keys=True, default=str),
-        "video": result.sha256,
-        "frames": frames_digest(h, result),
+        "frames": frames,
+        "motion": motion,
         "measurements": f"{result.size} {result.fps} {result.duration}",
-        "audio": str(probe.has_audio if probe else None),
-        "usage": json.dumps(result.usage, sort_keys=True, default=str),
-        "job": json.dumps(dict(job.data) if job else None, sort_keys=True, default=str),
+        "audio": _audio(path),
     }
+
+
+def _frames(path: Path) -> tuple[str, str]:
+    """A digest of the decoded frames, and how much they move (mean change between frames, coarse)."""
+    import hashlib
+
+    import av
+    import numpy as np
+
+    digest = hashlib.sha256()
+    previous: Any = None
+    change = 0.0
+    count = 0
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            rgb = frame.to_ndarray(format="rgb24")
+            digest.update(rgb.tobytes())
+            gray = rgb.astype(np.int16).sum(axis=2)
+            if previous is not None and previous.shape == gray.shape:
+                change += float(np.abs(gray - previous).mean()) / 3
+                count += 1
+            previous = gray
+    return digest.hexdigest(), f"{change / max(1, count):.1f}"
+
+
+def _audio(path: Path) -> str:
+    """The audio tracks: none, or their decoded samples' digest."""
+    import hashlib
+
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return "no audio"
+        digest = hashlib.sha256()
+        for frame in container.decode(audio=0):
+            digest.update(bytes(frame.planes[0]))
+        return f"audio {digest.hexdigest()}"
+
+
+def request_trials(caps: Capabilities) -> dict[str, list[dict[str, Any]]]:
+    """Request fields that must show in the video when set (the provider declares it honours them)."""
+    trials: dict[str, list[dict[str, Any]]] = {}
+    if caps.motion_strength:
+        trials["motion_strength"] = [{"motion_strength": 0.0}, {"motion_strength": 1.0}]
+    if caps.negative_prompt:
+        trials["negative_prompt"] = [{"negative_prompt": "blurry, low quality, watermark, text"}]
+    return trials
 
 
 def settle(h: Harness, job: Any, *, polls: int = 40) -> list[str]:

@@ -2,8 +2,9 @@
 
 `cheap_request` is the least expensive request a provider accepts, at comfortable values
 (a second or two, a small frame, a low frame rate); `edge_request` pushes one dimension
-to its declared limit with the others kept cheap; `slow_request` is meant to take long
-enough for a cancel to land while the job is still queued or running.
+to its declared limit with the others kept cheap (and asks for many frames, and the
+longest prompt); `slow_request` is meant to take long enough for a cancel to land while
+the job is still queued or running.
 """
 
 from __future__ import annotations
@@ -18,9 +19,32 @@ from .images import encode_image
 if TYPE_CHECKING:
     from reelgen.capabilities import Capabilities
 
-__all__ = ["EDGES", "cheap_request", "edge_request", "slow_request"]
+__all__ = [
+    "EDGES",
+    "cheap_request",
+    "edge_request",
+    "extreme_images",
+    "long_text_requests",
+    "modest_request",
+    "reference_image",
+    "slow_request",
+]
 
-EDGES = ("shortest", "longest", "slowest_fps", "fastest_fps", "smallest_size", "largest_size")
+EDGES = (
+    "shortest",
+    "longest",
+    "slowest_fps",
+    "fastest_fps",
+    "smallest_size",
+    "largest_size",
+    "many_frames",
+    "longest_prompt",
+)
+#: Frames the "many_frames" edge asks for at least (where the limits allow): more than a
+#: provider that buffers or truncates at a round number (100, 120, 128) would deliver.
+MANY_FRAMES = 240
+#: The prompt length tried when a provider declares no limit.
+LONG_PROMPT = 5000
 
 
 def _durations(caps: Capabilities) -> tuple[float, float]:
@@ -80,6 +104,11 @@ def _only(caps: Capabilities, tier: str) -> Capabilities:
 def _image(caps: Capabilities, seed: int) -> bytes | None:
     if not caps.accepts_reference_image or not caps.requires_reference_image:
         return None
+    return reference_image(caps, seed)
+
+
+def reference_image(caps: Capabilities, seed: int = 0) -> bytes:
+    """A small image the capabilities accept (for providers where an image is optional too)."""
     low, high = caps.image_side_range or (16, 4096)
     side = int(_clamp(96, low, high))
     fmt = next((f for f in ("PNG", "JPEG", "WEBP", "BMP") if f in caps.image_formats), "PNG")
@@ -118,6 +147,9 @@ def edge_request(caps: Capabilities, edge: str) -> VideoRequest:
         fields["duration"] = short
         fields["fps"] = slow
         fields["size"] = "{}*{}".format(*min(sizes, key=lambda p: p[0] * p[1]))
+    if edge == "many_frames":
+        fields["size"] = "{}*{}".format(*min(sizes, key=lambda p: p[0] * p[1]))
+        fields.update(_many_frames(caps, short, long_, slow, fast))
     table: dict[str, dict[str, Any]] = {
         "shortest": {"duration": short},
         "longest": {"duration": long_},
@@ -125,11 +157,88 @@ def edge_request(caps: Capabilities, edge: str) -> VideoRequest:
         "fastest_fps": {"fps": fast},
         "smallest_size": {"size": "{}*{}".format(*min(sizes, key=lambda p: p[0] * p[1]))},
         "largest_size": {"size": "{}*{}".format(*max(sizes, key=lambda p: p[0] * p[1]))},
+        "many_frames": {},
+        "longest_prompt": {"prompt": _longest_prompt(caps)},
     }
     return VideoRequest(**{**fields, **table[edge]})
 
 
-def slow_request(caps: Capabilities, *, seed: int = 5) -> VideoRequest:
+def _many_frames(caps: Capabilities, short: float, long_: float, slow: float, fast: float) -> dict[str, Any]:
+    """The longest duration, at the slowest frame rate that still gives MANY_FRAMES (or the most there are)."""
+    if caps.native_fps is not None:
+        natives = sorted(f for f in caps.native_fps if caps.fps_range is None or slow <= f <= fast) or [slow]
+        fps = next((f for f in natives if f * long_ >= MANY_FRAMES), natives[-1])
+    else:
+        fps = _clamp(math.ceil(MANY_FRAMES / long_), slow, fast)
+    duration = long_
+    if caps.durations is None:
+        # No longer than needed: the point is the frame count, not the render time.
+        duration = _clamp(MANY_FRAMES / fps, short, long_)
+        if caps.integer_duration:
+            duration = _clamp(float(math.ceil(duration)), short, long_)
+    return {"duration": duration, "fps": fps}
+
+
+def _longest_prompt(caps: Capabilities) -> str:
+    return _text_of(caps.prompt_max_chars if caps.prompt_max_chars is not None else LONG_PROMPT)
+
+
+def long_text_requests(caps: Capabilities) -> list[VideoRequest]:
+    """Cheap requests with the longest texts the capabilities allow (or some thousands of characters)."""
+    from .strategies import LONG_PROMPTS
+
+    lengths = [caps.prompt_max_chars] if caps.prompt_max_chars is not None else list(LONG_PROMPTS)
+    if caps.prompt_max_chars is not None and caps.prompt_overflow == "truncate":
+        lengths.append(caps.prompt_max_chars + 1)
+    requests = [cheap_request(caps, seed=None, prompt=_text_of(length)) for length in lengths]
+    if caps.negative_prompt:
+        limit = caps.negative_prompt_max_chars
+        requests.append(cheap_request(caps, seed=None, negative_prompt=_text_of(limit or LONG_PROMPT)))
+    return requests
+
+
+def _text_of(length: int) -> str:
+    words = "a slow pan across a quiet harbour at dawn, gulls over the water, "
+    text = (words * (length // len(words) + 1))[:length]
+    return text[:-1] + "." if text[-1].isspace() else text  # exactly `length` characters, no trailing space
+
+
+def extreme_images(caps: Capabilities, *, max_pixels: int) -> list[bytes]:
+    """The thinnest and the widest image the capabilities accept, within `max_pixels`."""
+    if not caps.accepts_reference_image:
+        return []
+    low, high = caps.image_side_range or (16, 4096)
+    low = max(1, int(low))
+    long_side = int(min(high, max(low, max_pixels // low)))
+    if long_side <= low:
+        return []
+    fmt = next((f for f in ("PNG", "JPEG", "WEBP", "BMP") if f in caps.image_formats), "PNG")
+    return [encode_image(low, long_side, fmt, seed=31), encode_image(long_side, low, fmt, seed=32)]
+
+
+def modest_request(
+    caps: Capabilities, *, seed: int | None = 3, max_pixels: int = 320 * 240, **changes: Any
+) -> VideoRequest:
+    """A cheap request at a modest frame size (about `max_pixels`, where the capabilities allow)."""
+    fields = _base(caps, seed)
+    candidates = sorted(_sizes(caps), key=lambda p: p[0] * p[1])
+    if caps.sizes is None and not caps.resolution_tiers:
+        multiple = max(1, caps.size_multiple_of)
+        low, high = caps.side_range or (2, 4096)
+        first, last = math.ceil(low / multiple) * multiple, (high // multiple) * multiple
+        side = max(1, int(math.sqrt(max_pixels / 12)))  # 4:3
+        candidates.append(
+            (
+                int(_clamp(side * 4 // multiple * multiple, first, last)),
+                int(_clamp(side * 3 // multiple * multiple, first, last)),
+            )
+        )
+    fitting = [p for p in candidates if p[0] * p[1] <= max_pixels] or candidates[:1]
+    fields["size"] = "{}*{}".format(*max(fitting, key=lambda p: p[0] * p[1]))
+    return VideoRequest(**{**fields, **changes})
+
+
+def slow_request(caps: Capabilities, *, seed: int = 5, **changes: Any) -> VideoRequest:
     """A request that should keep the provider busy for a while (for cancel tests)."""
     short, long_ = _durations(caps)
     slow, fast = _fps(caps)
@@ -141,4 +250,4 @@ def slow_request(caps: Capabilities, *, seed: int = 5) -> VideoRequest:
         fields["duration"] = float(math.floor(fields["duration"]))
     fields["fps"] = slow if caps.native_fps is not None else _clamp(30.0, slow, fast)
     fields["size"] = "{}*{}".format(*affordable[-1])
-    return VideoRequest(**fields)
+    return VideoRequest(**{**fields, **changes})

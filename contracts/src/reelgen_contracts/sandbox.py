@@ -97,6 +97,12 @@ class Sandbox:
     received: Callable[[str], Mapping[str, Any] | None] | None = None
     #: Options whose effect the sandbox cannot show in a result (name -> why).
     invisible_options: Mapping[str, str] = attrs.field(factory=dict, converter=_plain_dict)
+    #: Wall seconds per second of the service's time (an emulator running 100x fast: 0.01):
+    #: poll counts are judged in the service's time.
+    time_scale: float = 1.0
+    #: Credential values the provider uses besides those in its configuration (which the
+    #: suite finds itself): none may appear in job data, events, results, errors, logs or files.
+    secrets: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     @classmethod
     def coerce(cls, value: Sandbox | Mapping[str, Any] | None) -> Sandbox | None:

@@ -279,9 +279,16 @@ def _text_of_length(length: int) -> st.SearchStrategy[str]:
     return seed.map(lambda s: (s * (length // len(s) + 1))[:length])
 
 
+#: Prompt lengths tried when a provider declares no limit: an undeclared one must show.
+LONG_PROMPTS = (1000, 2500, 5000)
+
+
 def _prompts(caps: Capabilities) -> st.SearchStrategy[str]:
     base = _text(caps.prompt_max_chars)
-    if caps.prompt_max_chars is not None and caps.prompt_overflow == "truncate":
+    if caps.prompt_max_chars is None:
+        # No declared limit promises any length: try some thousands of characters.
+        return st.one_of(base, st.sampled_from(LONG_PROMPTS).flatmap(_text_of_length))
+    if caps.prompt_overflow == "truncate":
         # Longer than the limit is valid: the provider cuts it, and must say so.
         longer = st.integers(1, 50).flatmap(lambda extra: _text_of_length(caps.prompt_max_chars + extra))  # type: ignore[operator]
         return st.one_of(base, longer)
@@ -456,6 +463,7 @@ def _valid_fields(
     server: ImageServer | None,
     provider_options: bool,
     honoured_only: bool,
+    other_providers: Collection[str],
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "prompt": draw(_text(caps.prompt_max_chars) if honoured_only else _prompts(caps)),
@@ -482,9 +490,10 @@ def _valid_fields(
         mine = draw(_provider_options(caps.options))
         if mine:
             options[provider] = mine
-    if draw(st.integers(0, 4)) == 0:
-        # Another provider's options are ignored, never an error and never forwarded.
-        options["some_other_provider" if provider != "some_other_provider" else "another"] = {"anything": 1}
+    others = sorted(set(other_providers) - {provider})
+    if others and draw(st.integers(0, 4)) == 0:
+        # Another installed provider's options are ignored, never an error and never forwarded.
+        options[draw(st.sampled_from(others))] = {"anything": 1}
     fields["options"] = options
     return fields
 
@@ -499,18 +508,20 @@ def valid_requests(
     image_server: ImageServer | None = None,
     provider_options: bool = True,
     honoured_only: bool = False,
+    other_providers: Collection[str] = (),
 ) -> st.SearchStrategy[VideoRequest]:
     """Requests `provider` must accept, drawn from what `caps` declares.
 
     They include settings the provider cannot honour exactly (an fps it does not output,
     a negative prompt it does not take, an over-long prompt it truncates), which are valid
     but must come back as warnings: `expected_warnings` lists them. `honoured_only=True`
-    leaves those out.
+    leaves those out. `other_providers` (installed ones: options for a provider that is
+    not installed are refused as a likely typo) may carry options this one must ignore.
     """
     from reelgen.contract import VideoRequest
 
     return _valid_fields(
-        caps, provider, budget, image_forms, image_dir, image_server, provider_options, honoured_only
+        caps, provider, budget, image_forms, image_dir, image_server, provider_options, honoured_only, other_providers
     ).map(lambda fields: VideoRequest(**fields))
 
 
@@ -582,7 +593,7 @@ def invalid_requests(
     """Requests that break one field each; see `InvalidRequest`."""
     from ._invalid import capability_cases, construct_cases
 
-    base = _valid_fields(caps, provider, Budget(max_seconds=None), LOCAL_FORMS, image_dir, None, False, True)
+    base = _valid_fields(caps, provider, Budget(max_seconds=None), LOCAL_FORMS, image_dir, None, False, True, ())
     cases: list[st.SearchStrategy[InvalidRequest]] = []
     if "construct" in stages:
         cases.append(construct_cases(base, provider))

@@ -31,6 +31,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
+import reelgen.errors as reelgen_errors
 from reelgen.capabilities import Capabilities
 from reelgen.contract import VideoRequest
 from reelgen.errors import (
@@ -46,10 +47,20 @@ from reelgen.provider import Provider, ProviderJob
 from . import strategies as rs
 from ._checks import check_error, check_result, check_video, describe, explain_failure, mentions
 from ._coherence import capability_problems
+from ._conduct import check_job_data, check_poll_schedule
 from ._harness import Harness, ProviderBuilder
 from ._lifecycle import lifecycle_machine
-from ._probes import fingerprint, frames_digest, mutations, option_trials, settle, warnable
-from ._requests import EDGES, cheap_request, edge_request, slow_request
+from ._probes import fingerprint, frames_digest, mutations, option_trials, request_trials, settle, warnable
+from ._requests import (
+    EDGES,
+    cheap_request,
+    edge_request,
+    extreme_images,
+    long_text_requests,
+    modest_request,
+    reference_image,
+    slow_request,
+)
 from .images import LOCAL_FORMS, ImageForm, ImageServer, encode_image
 from .sandbox import FAULT_KINDS, Sandbox
 
@@ -222,11 +233,11 @@ class ProviderContract:
         )
         assert isinstance(contract.caps, Capabilities), "provider.capabilities is not a reelgen.Capabilities"
         job = ProviderJob(provider=contract.name, model=contract.caps.model, task_id="t", submitted_at=0.0)
-        for attempt in range(4):
-            delay = provider.poll_delay(job, attempt, attempt * 2.0)
-            assert isinstance(delay, (int, float)) and math.isfinite(delay) and delay >= 0, (
-                f"poll_delay(attempt={attempt}) returned {delay!r}: it must be a finite number of seconds >= 0"
-            )
+        delay = provider.poll_delay(job, 0, 0.0)
+        assert isinstance(delay, (int, float)) and math.isfinite(delay) and delay >= 0, (
+            f"poll_delay(attempt=0) returned {delay!r}: it must be a finite number of seconds >= 0"
+        )
+        check_poll_schedule(contract)
 
     def test_construction_is_offline(self, contract: Harness) -> None:
         """Building the provider and validating a request touch no network (factories must be cheap)."""
@@ -247,29 +258,20 @@ class ProviderContract:
     def test_valid_requests_are_accepted_offline(self, contract: Harness) -> None:
         """Every request the capabilities allow validates, warns where it must, and sends nothing."""
         h = contract
-        strategy = rs.valid_requests(h.caps, provider=h.name, budget=rs.Budget(max_image_pixels=640 * 480))
+        strategy = rs.valid_requests(
+            h.caps, provider=h.name, budget=rs.Budget(max_image_pixels=640 * 480), other_providers=_others(h)
+        )
 
         @_settings(h, "cheap")
         @given(strategy)
         def check(request: VideoRequest) -> None:
-            import reelgen
-            from reelgen.serialization import from_json, to_json
-
-            assert from_json(to_json(request), VideoRequest) == request, "the request does not survive JSON"
-            with h.witnessed() as seen:
-                try:
-                    warnings = reelgen.validate(request, h.provider, config=h.config())
-                except ValidationError as exc:
-                    raise AssertionError(
-                        f"{h.name} refused a request its capabilities allow: {describe(exc)}. Declare the limit "
-                        "in Capabilities (so the core refuses it up front), or fix validate()."
-                    ) from exc
-            assert isinstance(warnings, list) and all(isinstance(w, str) for w in warnings)
-            for field in rs.expected_warnings(request, h.caps):
-                assert mentions(warnings, field), f"no warning about {field}, which {h.name} cannot honour: {warnings}"
-            _assert_nothing_sent(h, seen, "validating a request")
+            _accepted_offline(h, request)
 
         check()
+        # Whatever the draw: prompts at the declared limit, or some thousands of characters
+        # when none is declared (an undeclared limit must show).
+        for request in long_text_requests(h.caps):
+            _accepted_offline(h, request)
 
     def test_invalid_requests_are_refused_before_any_call(self, contract: Harness) -> None:
         """Every invalid request raises `ValidationError` naming its field, before any call or billed job."""
@@ -308,7 +310,7 @@ class ProviderContract:
 
         @_settings(h, "cheap")
         @given(
-            rs.valid_requests(h.caps, provider=h.name, budget=h.budget, image_forms=forms),
+            rs.valid_requests(h.caps, provider=h.name, budget=h.budget, image_forms=forms, other_providers=_others(h)),
             st.sampled_from(sorted(makers)),
         )
         def check(request: VideoRequest, field: str) -> None:
@@ -335,7 +337,9 @@ class ProviderContract:
     def test_cache_key_is_stable_and_covers_every_field(self, contract: Harness) -> None:
         """The cache key is deterministic, ignores image paths and other providers, and changes with every field."""
         h = contract
-        strategy = rs.valid_requests(h.caps, provider=h.name, budget=rs.Budget(max_image_pixels=320 * 320))
+        strategy = rs.valid_requests(
+            h.caps, provider=h.name, budget=rs.Budget(max_image_pixels=320 * 320), other_providers=_others(h)
+        )
 
         @_settings(h, "cheap")
         @given(strategy)
@@ -376,6 +380,7 @@ class ProviderContract:
             image_forms=_image_forms(h),
             image_server=h.image_server,
             provider_options=False,
+            other_providers=_others(h),
         )
 
         @_settings(h, "generate")
@@ -414,42 +419,71 @@ class ProviderContract:
         assert frames_digest(h, one) != frames_digest(h, other), (
             "seeds 1 and 2 gave the same video: the seed is ignored (yet reported as used)"
         )
+        # No seed asked: the one reported must be the one used, so asking for it gives the video again.
+        for image in _seed_images(h):
+            fields = {k: v for k, v in extra.items() if k != "reference_image"}
+            if image is not None:
+                fields["reference_image"] = image
+            unseeded = check_result(h, h.generate(cheap_request(h.caps, seed=None, **fields)))
+            reported = unseeded.seed
+            assert isinstance(reported, int), f"a generation without a seed reported seed {reported!r}, not an int"
+            low, high = h.caps.seed_range
+            assert low <= reported <= high, (
+                f"a generation without a seed reported seed {reported}, outside the declared seed_range "
+                f"{h.caps.seed_range}"
+            )
+            asked = check_result(h, h.generate(cheap_request(h.caps, seed=reported, **fields)))
+            assert frames_digest(h, asked) == frames_digest(h, unseeded), (
+                f"a generation without a seed reported seed {reported}, but asking for seed {reported} gives another "
+                f"video ({'with' if image is not None else 'without'} a reference image): report the seed actually used"
+            )
 
     def test_options_are_honoured(self, contract: Harness) -> None:
-        """Setting an option changes what comes out (or is warned about): none is dropped silently."""
+        """Each option (and motion strength, negative prompt) shows in what is delivered, or is warned about."""
         h = contract
         invisible = {**self.invisible_options, **(h.sandbox.invisible_options if h.sandbox else {})}
-        trials = option_trials(h.caps.options)
+        trials: dict[str, list[tuple[dict[str, Any], str]]] = {
+            name: [({"options": {h.name: {**needs, name: value}}}, repr(value)) for value, needs in values]
+            for name, values in option_trials(h.caps.options).items()
+            if name not in invisible
+        }
+        for field, changes in request_trials(h.caps).items():
+            if field not in invisible:
+                trials[field] = [(change, repr(change[field])) for change in changes]
         if not trials:
-            pytest.skip(f"{h.name} declares no options the suite can set")
+            pytest.skip(f"{h.name} declares no options (or motion strength, negative prompt) the suite can set")
         base = cheap_request(h.caps, seed=4)
-        baseline = fingerprint(h, h.generate(base))
-        noisy = {k for k, v in fingerprint(h, h.generate(base)).items() if v != baseline.get(k)}
+        first, second = h.generate(base), h.generate(base)
+        baseline = fingerprint(h, first)
+        noisy = {k for k, v in fingerprint(h, second).items() if v != baseline.get(k)}
+        # An option may change only when the video arrives (a queue, a slower quality): that shows
+        # as a generation clearly longer than both identical ones (a slow machine only makes it lenient).
+        slower = 2 * max(first.elapsed, second.elapsed) + 0.5
         if len(noisy) == len(baseline):
             pytest.skip("identical requests give different results here: options cannot be observed")
         dropped = []
         for name, values in sorted(trials.items()):
-            if name in invisible:
-                continue
             observed = False
-            for value, needs in values:
-                options = {**needs, name: value}
-                gen = h.generate(attrs.evolve(base, options={h.name: options}))
+            for change, shown in values:
+                gen = h.generate(attrs.evolve(base, **change))
                 if isinstance(gen.error, ValidationError):
                     continue  # this value needs something the suite cannot know; try the next
-                assert gen.error is None, f"option {name}={value!r}: " + explain_failure(h, gen)
+                assert gen.error is None, f"{name}={shown}: " + explain_failure(h, gen)
                 seen = fingerprint(h, gen)
                 changed = [k for k in baseline if k not in noisy and seen.get(k) != baseline[k]]
+                if gen.elapsed > slower:
+                    changed.append("timing")
                 if changed or mentions(gen.result.warnings if gen.result else [], name):
                     observed = True
                     break
             if not observed:
-                dropped.append(f"{name} (tried {[v for v, _ in values]})")
+                dropped.append(f"{name} (tried {[shown for _, shown in values]})")
         assert not dropped, (
-            "setting these options changed nothing observable (video, size, fps, duration, audio track, usage, "
-            f"job record, what the sandbox received) and no warning mentions them: {dropped}. They look dropped "
-            "silently; if an option's effect cannot show in a result, list it in `invisible_options` (or the "
-            "sandbox's) with the reason."
+            "setting these changed nothing delivered (decoded frames, their motion, size, fps, duration, audio "
+            f"track, when it arrived; or what the sandbox received) and no warning mentions them: {dropped}. They "
+            "look accepted "
+            "and ignored (echoing them in the job record or usage is not an effect); if an option's effect cannot "
+            "show in a video, list it in `invisible_options` (or the sandbox's) with the reason."
         )
 
     def test_cache_serves_the_same_result_without_calls(self, contract: Harness) -> None:
@@ -462,6 +496,16 @@ class ProviderContract:
         assert second.cached, "the second identical generation was not served from the cache"
         assert (second.video_url, second.sha256) == (first.video_url, first.sha256), "the cache served another video"
         assert not [c for c in gen.calls if c in _OUTBOUND], f"a cache hit called the provider: {gen.calls}"
+
+    def test_resources_are_bounded(self, contract: Harness) -> None:
+        """Memory and time stay bounded for the longest video and the thinnest, widest images accepted."""
+        h = contract
+        requests = [edge_request(h.caps, "many_frames")]
+        for image in extreme_images(h.caps, max_pixels=h.budget.max_image_pixels or 1024 * 1024):
+            requests.append(modest_request(h.caps, reference_image=image))
+        for request in requests:
+            # Every generation's memory and time are checked against bounds scaled by the request.
+            check_result(h, h.generate(request))
 
     # == errors, cancel, deadlines, resume =================================================
 
@@ -554,7 +598,7 @@ class ProviderContract:
                 check_video(h, request, result)
                 conclusive += 1
             else:
-                cancellable = ("queued",) if mode == "pending" else ("queued", "running")
+                cancellable = _cancellable(mode)
                 # False is honest only if the job had left the cancellable states by then.
                 assert after[0] not in cancellable, (
                     f"cancel={mode!r} is declared and the job was still {after[0]}, yet cancel() returned False "
@@ -563,31 +607,117 @@ class ProviderContract:
                 conclusive += before.state in cancellable
             if conclusive:
                 return
-        pytest.skip(f"jobs left the cancellable state before cancel() could run (3 tries): {history}")
+        raise AssertionError(
+            f"cancel={mode!r} is declared, but in 3 tries no job was still {' or '.join(_cancellable(mode))} when "
+            f"cancel() ran ({history}): a job that can never be caught cancellable cannot be cancelled. Return "
+            "from submit() as soon as the job exists (not when it is done), or declare cancel='none'"
+        )
 
-    def test_deadline_then_resume_by_id(self, contract: Harness) -> None:
+    def test_cancel_from_another_process(self, contract: Harness) -> None:
+        """A job resumed by id in a new provider instance can be cancelled there, and stays cancelled everywhere."""
+        import reelgen
+
+        h = contract
+        mode = h.caps.cancel
+        if mode == "none":
+            pytest.skip(f"{h.name} declares cancel='none'")
+        if not h.caps.resume:
+            pytest.skip(f"{h.name} declares resume=False: no other process can name its jobs")
+        history = ""
+        for attempt in range(3):
+            request = slow_request(h.caps, seed=60 + attempt)
+            job = h.run(reelgen.submit(request, h.provider, config=h.config()))
+            assert job.id is not None
+            other = h.new_provider()  # "another process": a new instance, the same job journal
+            resumed = reelgen.resume(job.id, config=h.config(), provider=other)
+            before = h.run(resumed.status())
+            stopped = h.run(resumed.cancel())
+            assert isinstance(stopped, bool), f"cancel() returned {stopped!r}, not a bool"
+            there = settle(h, resumed)
+            history = f"seen from the new instance: {before.state}; cancel() -> {stopped}; then: {there}"
+            if not stopped:
+                assert before.state not in _cancellable(mode), (
+                    f"cancel={mode!r} is declared and the job was {before.state} as seen from a new instance, yet "
+                    f"its cancel() returned False ({history}): a job must be cancellable from any process that "
+                    "knows its id"
+                )
+                h.run(job.cancel())  # leave nothing running
+                continue
+            assert there[-1] == "cancelled", f"cancel() from a new instance returned True, but ({history})"
+            here = settle(h, job)
+            assert here[-1] == "cancelled", (
+                f"cancel() from a new instance returned True, but the instance that submitted the job sees {here} "
+                f"({history}): the job went on"
+            )
+            third = reelgen.resume(job.id, config=h.config(), provider=h.new_provider())
+            try:
+                result = h.run(third.wait(), timeout=h.deadline + h.call_timeout)
+            except Cancelled:
+                return
+            except ReelgenError as exc:
+                raise AssertionError(
+                    f"resuming {job.id} after its cancel raised {describe(exc)}, not Cancelled ({history})"
+                ) from exc
+            raise AssertionError(
+                f"cancel() from a new instance returned True, yet resuming {job.id} in a third one delivered "
+                f"{result.video_url} ({history}): a cancelled job must stay cancelled"
+            )
+        raise AssertionError(
+            f"in 3 tries, no job resumed in a new instance was still {' or '.join(_cancellable(mode))} when "
+            f"cancel() ran there ({history})"
+        )
+
+    @pytest.mark.parametrize("image", ["no_image", "image"])
+    def test_deadline_then_resume_by_id(self, contract: Harness, image: str) -> None:
         """A deadline raises `GenerationTimeout` with the job id; another process resumes it to the same video."""
         import reelgen
 
         h = contract
-        request = cheap_request(h.caps, seed=9)
-        gen = h.generate(request, deadline=1e-3)
-        error = check_error(h, gen.error, GenerationTimeout, "a generation past its deadline")
+        if image == "image" and (not h.caps.accepts_reference_image or h.caps.requires_reference_image):
+            pytest.skip("the provider takes no optional reference image (the other case covers what it takes)")
+        extra = {"reference_image": reference_image(h.caps, seed=9)} if image == "image" else {}
+        request, error = _timed_out(h, [cheap_request(h.caps, seed=9, **extra), slow_request(h.caps, seed=9, **extra)])
         assert error.job_id is not None and error.job_id.startswith(f"{h.name}:"), (
             f"GenerationTimeout must carry the job id to resume, got {error.job_id!r}"
         )
         if not h.caps.resume:
             pytest.skip(f"{h.name} declares resume=False")
-        other = h.new_provider()  # "another process": a new instance, the same job store
+        task_id = error.job_id.split(":", 1)[1]
+        other = h.new_provider()  # "another process": a new instance, the same job journal
         job = reelgen.resume(error.job_id, config=h.config(), provider=other)
+        try:
+            result = h.run(job.wait(), timeout=h.deadline + h.call_timeout)
+        except Cancelled:
+            # The core cancels a job past its deadline where the provider allows it.
+            assert h.caps.cancel != "none", f"{error.job_id} was cancelled, but {h.name} declares cancel='none'"
+        else:
+            check_video(h, request, result)
+            assert result.task_id == task_id, "resume produced a different task's video"
+        assert other.count("submit") == 0, "resuming submitted a new job (paying twice)"
+        # A job submitted by a process that then exits (`generate --no-wait`) is resumed by id in another.
+        # (A slow request: the submitting process must be gone before the job could end.)
+        request = slow_request(h.caps, seed=10, **extra)
+        submitter = h.new_provider()
+        submitted = h.run(reelgen.submit(request, submitter, config=h.config()))
+        assert submitted.id is not None
+        check_job_data(h, submitter.jobs)
+        h.run(submitter.aclose())  # the submitting process is gone: nothing of it in memory
+        other = h.new_provider()
+        job = reelgen.resume(submitted.id, config=h.config(), provider=other)
         result = h.run(job.wait(), timeout=h.deadline + h.call_timeout)
         check_video(h, request, result)
-        assert result.task_id == error.job_id.split(":", 1)[1], "resume produced a different task's video"
+        assert f"{h.name}:{result.task_id}" == submitted.id, "resume produced a different task's video"
         assert other.count("submit") == 0, "resuming submitted a new job (paying twice)"
         # And once finished, the same id still names the same job and the same video.
-        finished = reelgen.resume(error.job_id, config=h.config(), provider=h.new_provider())
-        assert finished.id == error.job_id, f"resume({error.job_id!r}) of a finished job has id {finished.id!r}"
+        finished = reelgen.resume(submitted.id, config=h.config(), provider=h.new_provider())
+        assert finished.id == submitted.id, f"resume({submitted.id!r}) of a finished job has id {finished.id!r}"
         assert h.run(finished.wait()) == result, "resuming a finished job gave another result"
+        if h.caps.deterministic and h.caps.seed and request.seed is not None:
+            direct = check_result(h, h.generate(request))
+            assert frames_digest(h, direct) == frames_digest(h, result), (
+                "the job resumed in another process delivered other frames than the same request generated "
+                "directly: the job record lacks something the render needs (the reference image?)"
+            )
 
     def test_job_lifecycle_never_reaches_an_impossible_state(self, contract: Harness) -> None:
         """Submit, status, cancel, wait and resume in any order: observations never contradict each other."""
@@ -598,6 +728,73 @@ class ProviderContract:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _timed_out(h: Harness, requests: list[VideoRequest]) -> tuple[VideoRequest, GenerationTimeout]:
+    """A request and the `GenerationTimeout` of a job it started: tighter deadlines first, then slower requests."""
+    history = []
+    for request in requests:
+        for deadline in (0.02, 0.1, 0.4, 1.5):
+            gen = h.generate(request, deadline=deadline)
+            if gen.error is None:
+                history.append(f"{deadline:g} s: finished in time")
+                break  # too fast for a deadline to catch: try a slower request
+            # (DeliveryFailed: newer cores say so when the deadline passes after the job finished.)
+            delivery_failed = getattr(reelgen_errors, "DeliveryFailed", ())
+            if isinstance(gen.error, delivery_failed) and getattr(gen.error, "job_id", None) is not None:
+                history.append(f"{deadline:g} s: finished, the deadline passed while delivering")
+                break  # the job ran to its end within the deadline: try a slower request
+            check_job_data(h, gen.jobs)
+            error = check_error(h, gen.error, GenerationTimeout, "a generation past its deadline")
+            if error.job_id is not None:
+                return request, error
+            # Out of time before submitting: then nothing may have been created.
+            assert not gen.jobs and not gen.billed_jobs, (
+                f"GenerationTimeout without a job id ({describe(error)}), yet submit created "
+                f"{[j.task_id for j in gen.jobs] or gen.billed_jobs}: that job is paid for and cannot be resumed"
+            )
+            history.append(f"{deadline:g} s: timed out before submitting")
+    pytest.skip(f"no deadline caught a job between its submit and its end: {history}")
+
+
+def _others(h: Harness) -> list[str]:
+    """Other installed providers (their options ride along in requests, ignored)."""
+    from reelgen.plugins import provider_entries
+
+    return sorted(set(provider_entries()) - {h.name})
+
+
+def _cancellable(mode: str) -> tuple[str, ...]:
+    return ("queued",) if mode == "pending" else ("queued", "running")
+
+
+def _seed_images(h: Harness) -> list[bytes | None]:
+    """The reference images to try a seed with: none (where allowed) and one."""
+    images: list[bytes | None] = []
+    if not h.caps.requires_reference_image:
+        images.append(None)
+    if h.caps.accepts_reference_image:
+        images.append(reference_image(h.caps, seed=12))
+    return images
+
+
+def _accepted_offline(h: Harness, request: VideoRequest) -> None:
+    import reelgen
+    from reelgen.serialization import from_json, to_json
+
+    assert from_json(to_json(request), VideoRequest) == request, "the request does not survive JSON"
+    with h.witnessed() as seen:
+        try:
+            warnings = reelgen.validate(request, h.provider, config=h.config())
+        except ValidationError as exc:
+            raise AssertionError(
+                f"{h.name} refused a request its capabilities allow: {describe(exc)}. Declare the limit "
+                "in Capabilities (so the core refuses it up front), or fix validate()."
+            ) from exc
+    assert isinstance(warnings, list) and all(isinstance(w, str) for w in warnings)
+    for field in rs.expected_warnings(request, h.caps):
+        assert mentions(warnings, field), f"no warning about {field}, which {h.name} cannot honour: {warnings}"
+    _assert_nothing_sent(h, seen, "validating a request")
 
 
 def _assert_field(error: ValidationError, case: rs.InvalidRequest) -> None:

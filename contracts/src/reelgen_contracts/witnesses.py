@@ -1,12 +1,13 @@
-"""Witnesses of what a provider sends out, so "nothing before validation" can be checked.
+"""Witnesses of what a provider does, so "nothing before validation" (and more) can be checked.
 
 Two independent ones, because a provider can reach the network without going through
 its own `submit`:
 
 - `CountingProvider` wraps a provider and records every call the core makes to it, in
   order (`validate`, `submit`, `poll`, `cancel`), with the jobs and statuses it returned.
-- `SocketAudit` records every outbound socket connection the process opens while it is
-  active (any thread: SDKs run in executors), and can refuse connections that leave the
+- `SocketAudit` records every attempt the process makes to reach the network while it is
+  active (any thread: SDKs run in executors): TCP connects, UDP datagrams, DNS lookups,
+  through an audit hook (`sys.addaudithook`), and can refuse those that leave the
   machine: the billing guard's last line of defence.
 
 A sandbox's own counter of accepted jobs (`Sandbox.billed_jobs`) is the third witness,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -137,12 +139,22 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
+#: Audit events (see `sys.addaudithook`) through which a process reaches the network: a
+#: connection (TCP, or a connected UDP socket), a datagram sent to an address, a name lookup.
+_ADDRESS_EVENTS = frozenset({"socket.connect", "socket.sendto", "socket.sendmsg"})
+_LOOKUP_EVENTS = frozenset({"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo"})
+_EVENTS = _ADDRESS_EVENTS | _LOOKUP_EVENTS
+
+
 @attrs.frozen
 class Connection:
+    """One attempt to reach the network: `kind` is connect, sendto, sendmsg or lookup (DNS)."""
+
     family: int
     host: str
     port: int | None
     thread: str
+    kind: str = "connect"
 
     @property
     def loopback(self) -> bool:
@@ -151,55 +163,90 @@ class Connection:
 
 _state_lock = threading.Lock()
 _active: list[SocketAudit] = []
-_original: dict[str, Any] = {}
+_installed: list[bool] = []
 
 
 def _host_port(address: Any) -> tuple[str, int | None]:
     if isinstance(address, tuple) and address:
-        return str(address[0]), int(address[1]) if len(address) > 1 else None
-    return str(address), None
+        port = address[1] if len(address) > 1 else None
+        return _text(address[0]), port if isinstance(port, int) else None
+    return _text(address), None
 
 
-def _check(sock: socket.socket, address: Any) -> None:
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return  # Unix sockets and socketpairs never leave the machine
-    host, port = _host_port(address)
-    connection = Connection(sock.family, host, port, threading.current_thread().name)
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    return "" if value is None else str(value)
+
+
+def _local_lookup(host: str) -> bool:
+    # Numeric addresses, the unspecified address and "no host" (bind, passive) send no query.
+    if host in ("", "0.0.0.0", "::"):
+        return True
+    return is_loopback(host)
+
+
+def _observed(event: str, args: tuple[Any, ...]) -> Connection | None:
+    thread = threading.current_thread().name
+    if event in _ADDRESS_EVENTS:
+        sock, address = args[0], args[-1]
+        family = getattr(sock, "family", None)
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            return None  # Unix sockets and socketpairs never leave the machine
+        if event == "socket.sendmsg" and address is None:
+            return None  # a connected socket: its connect was seen
+        host, port = _host_port(address)
+        return Connection(int(family), host, port, thread, event.split(".", 1)[1])
+    if event == "socket.getaddrinfo":
+        host, port = _text(args[0]), args[1]
+        family = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+        return Connection(family, host, port if isinstance(port, int) else None, thread, "lookup")
+    if event == "socket.getnameinfo":
+        host, port = _host_port(args[0])
+        return Connection(0, host, port, thread, "lookup")
+    return Connection(0, _text(args[0]), None, thread, "lookup")
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    # Called for every audited event in the process (imports, opens...): return at once
+    # unless it is a network event and someone is listening.
+    if event not in _EVENTS or not _active:
+        return
+    try:
+        connection = _observed(event, args)
+    except Exception:  # noqa: BLE001 - an audit hook must never break the call it watches
+        return
+    if connection is None:
+        return
     with _state_lock:
         audits = list(_active)
     for audit in audits:
         audit.connections.append(connection)
-    if not connection.loopback and any(audit.refuse_remote for audit in audits):
+    local = _local_lookup(connection.host) if connection.kind == "lookup" else connection.loopback
+    if not local and any(audit.refuse_remote for audit in audits):
+        what = "a name lookup of" if connection.kind == "lookup" else f"a {connection.kind} to"
         raise BillingGuardError(
-            f"reelgen-contracts refused a connection to {host}:{port}: the provider bills per job and "
-            "its endpoint is not a loopback sandbox; pass --reelgen-allow-billing to run against it"
+            f"reelgen-contracts refused {what} {connection.host}:{connection.port}: the provider bills per "
+            "job and its endpoint is not a loopback sandbox; pass --reelgen-allow-billing to run against it"
         )
 
 
 def _install() -> None:
+    # An audit hook sees every way out (connect, UDP sendto, DNS, from C or Python, any
+    # thread), where patching socket.socket misses the module-level resolver functions.
+    # Hooks cannot be removed: one is installed per process, idle when no audit is active.
     with _state_lock:
-        if _original:
+        if _installed:
             return
-        _original["connect"] = socket.socket.connect
-        _original["connect_ex"] = socket.socket.connect_ex
-
-        def connect(self: socket.socket, address: Any) -> None:
-            _check(self, address)
-            _original["connect"](self, address)
-
-        def connect_ex(self: socket.socket, address: Any) -> int:
-            _check(self, address)
-            return int(_original["connect_ex"](self, address))
-
-        socket.socket.connect = connect  # type: ignore[method-assign,assignment]
-        socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
+        sys.addaudithook(_audit)
+        _installed.append(True)
 
 
 class SocketAudit:
-    """Records outbound connections made anywhere in the process while active.
+    """Records every network attempt made anywhere in the process while active.
 
-    With `refuse_remote=True`, connections to anything but loopback raise
-    `BillingGuardError` instead of being made.
+    Connections, datagrams and name lookups (`Connection.kind`). With `refuse_remote=True`,
+    those reaching anything but loopback raise `BillingGuardError` instead of being made.
     """
 
     def __init__(self, *, refuse_remote: bool = False) -> None:
