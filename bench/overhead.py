@@ -55,7 +55,7 @@ def import_cost() -> None:
 def _tiny_mp4(directory: Path) -> str:
     from PIL import Image
 
-    from reelgen.media import render_video
+    from reelgen.render import render_video
 
     path = directory / "source.mp4"
     buffer = io.BytesIO()

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from reelgen import IntegrityError
-from reelgen.media import RenderStopped, probe_video, render_video
+from reelgen.probe import probe_video
+from reelgen.render import RenderStopped, render_video
 
 W, H = 64, 48
 
@@ -288,3 +289,22 @@ def test_truncated_faststart_video_is_caught_when_decoding(clip: Path, tmp_path:
         path.write_bytes(data[:end])
         with pytest.raises(IntegrityError, match="truncated"):
             probe_video(path, decode=True)
+
+
+@pytest.mark.parametrize("seed", [0, 3, 11])
+def test_the_audio_track_is_a_quiet_seeded_tone(picture: Image.Image, seed: int) -> None:
+    import itertools
+    from array import array
+
+    buffer = io.BytesIO()
+    render_video(picture, buffer, width=W, height=H, fps=10, duration=1.0, seed=seed, audio=True)
+    buffer.seek(0)
+    samples = array("f")
+    with av.open(buffer) as container:
+        for frame in container.decode(audio=0):
+            samples.frombytes(bytes(frame.planes[0])[: frame.samples * 4])
+    steady = samples[4096:-4096]  # away from the encoder's priming and tail
+    rms = math.sqrt(sum(value * value for value in steady) / len(steady))
+    assert rms == pytest.approx(0.1 / math.sqrt(2), rel=0.05)
+    crossings = sum(1 for a, b in itertools.pairwise(steady) if (a < 0) != (b < 0))
+    assert crossings / 2 / (len(steady) / 48000) == pytest.approx(220 + (seed % 12) * 20, rel=0.02)

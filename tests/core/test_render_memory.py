@@ -20,7 +20,7 @@ LIMIT_MB = 300
 
 _CHILD = """
 import json, resource, sys
-from reelgen.media import render_video
+from reelgen.render import render_video
 source, out, width, height, fps, duration = sys.argv[1:7]
 frames = render_video(
     open(source, "rb").read(), out, width=int(width), height=int(height),

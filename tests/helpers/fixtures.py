@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from reelgen.config import CacheConfig, Config, JobsConfig, StorageConfig
-from reelgen.media import render_video
+from reelgen.render import render_video
 
 
 @pytest.fixture(scope="session")

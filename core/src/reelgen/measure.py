@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .contract import VideoRequest, parse_size
-from .media import VideoProbe
+from .probe import VideoProbe
 
 __all__ = ["measurement_warnings"]
 

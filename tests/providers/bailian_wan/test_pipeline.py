@@ -19,7 +19,7 @@ import pytest
 import reelgen
 from reelgen.config import CacheConfig, Config, JobsConfig, StorageConfig
 from reelgen.errors import Cancelled, ProviderError, StorageError, StrictWarningError
-from reelgen.media import probe_video
+from reelgen.probe import probe_video
 from reelgen_bailian_wan.emulator import Faults
 from tests.providers.bailian_wan.helpers import SCALE, provider_for, request
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import reelgen
-from reelgen.media import probe_video
+from reelgen.probe import probe_video
 
 
 def _path(url: str) -> Path:

@@ -32,7 +32,7 @@ from reelgen import (
     VideoRequest,
 )
 from reelgen.images import read_image
-from reelgen.media import RenderStopped, render_video
+from reelgen.render import RenderStopped, render_video
 
 from .capabilities import CAPABILITIES
 from .card import title_card

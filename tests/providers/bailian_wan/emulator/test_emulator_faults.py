@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from reelgen.errors import IntegrityError
-from reelgen.media import probe_video
+from reelgen.probe import probe_video
 from reelgen_bailian_wan.emulator import DashScopeEmulator, EmulatorConfig, Faults
 from reelgen_bailian_wan.emulator.faults import FaultInjector
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from reelgen.media import probe_video
+from reelgen.probe import probe_video
 from reelgen_bailian_wan.emulator import DashScopeEmulator, EmulatorConfig
 from reelgen_bailian_wan.emulator import render as render_module
 from reelgen_bailian_wan.emulator.render import RenderCache, RenderKey, render_still

@@ -17,7 +17,7 @@ from dashscope import VideoSynthesis
 from dashscope.aigc.video_synthesis import AioVideoSynthesis
 from dashscope.common.error import InvalidTask
 
-from reelgen.media import probe_video
+from reelgen.probe import probe_video
 from reelgen_bailian_wan.emulator import DashScopeEmulator, EmulatorConfig, Faults
 from reelgen_bailian_wan.emulator.faults import FaultInjector
 

@@ -147,7 +147,7 @@ class RenderCache:
             if key.mode == "still":
                 render_still(image, tmp, width=key.width, height=key.height, duration=key.duration, audio=key.audio)
             else:
-                from reelgen.media import render_video
+                from reelgen.render import render_video
 
                 render_video(
                     image,
@@ -170,9 +170,9 @@ class RenderCache:
 def render_still(image: bytes, out: Path, *, width: int, height: int, duration: int, audio: bool) -> None:
     """The cheap render: the image, cover-cropped, held still; same size, fps, length, tracks.
 
-    `reelgen.media.render_video` with a still camera computes the picture once.
+    `reelgen.render.render_video` with a still camera computes the picture once.
     """
-    from reelgen.media import render_video
+    from reelgen.render import render_video
 
     render_video(image, out, width=width, height=height, fps=FPS, duration=duration, motion_strength=0.0, audio=audio)
 

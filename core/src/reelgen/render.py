@@ -1,8 +1,10 @@
-"""Real video files: render an image into an animated H.264 MP4, and measure an MP4.
+"""Synthetic video: an image animated by a seeded pan and zoom, written as an H.264 MP4.
 
-`render_video` is what the `preview` provider and the DashScope emulator produce;
-`probe_video` is how the core measures what was actually stored. PyAV and Pillow are
-imported inside the functions so `import reelgen` stays light.
+`render_video` is what the `preview` provider and the DashScope emulator produce; no core
+module imports it. Memory stays bounded whatever the picture's shape, the frame size or
+the length: the picture is reduced once (never enlarged), and frames are cut from it one
+at a time and streamed to the encoder. PyAV and Pillow are imported inside the functions
+so `import reelgen` stays light.
 """
 
 from __future__ import annotations
@@ -10,43 +12,23 @@ from __future__ import annotations
 import io
 import math
 import random
+from array import array
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import attrs
-
-from .errors import IntegrityError
-
 if TYPE_CHECKING:
     import av
     from PIL import Image
 
-__all__ = ["RenderStopped", "VideoProbe", "probe_video", "render_video"]
+__all__ = ["RenderStopped", "render_video"]
 
 _AUDIO_RATE = 48000
 
 
 class RenderStopped(Exception):
     """`render_video` was asked to stop (its `should_stop` returned True)."""
-
-
-@attrs.frozen(kw_only=True)
-class VideoProbe:
-    """What an MP4 really holds, measured by decoding its headers (and frames, if asked)."""
-
-    duration: float
-    fps: float
-    width: int
-    height: int
-    frames: int
-    codec: str
-    has_audio: bool
-
-    @property
-    def size(self) -> str:
-        return f"{self.width}*{self.height}"
 
 
 def _camera_path(seed: int, strength: float) -> tuple[float, float, float, float, float]:
@@ -166,37 +148,30 @@ def _working_picture(image: bytes | Image.Image, width: int, height: int) -> Ima
     return source
 
 
-def _write_tone(container: object, stream: object, *, seconds: float, seed: int) -> None:
-    """A quiet seeded tone, so files with audio really carry an audio track."""
+def _write_tone(container: Any, stream: Any, *, seconds: float, seed: int) -> None:
+    """A quiet seeded tone, so files with audio really carry an audio track.
+
+    Written with the standard library (`array`, `math`): the core needs no numpy.
+    """
     import av
-    import numpy as np
 
     frequency = 220.0 + (seed % 12) * 20.0
+    step = 2 * math.pi * frequency / _AUDIO_RATE
     samples_total = int(seconds * _AUDIO_RATE)
     frame_size = getattr(getattr(stream, "codec_context", None), "frame_size", 0) or 1024
     pts = 0
     while pts < samples_total:
         count = min(frame_size, samples_total - pts)
-        t = (np.arange(pts, pts + count) / _AUDIO_RATE).astype(np.float32)
-        wave = (0.1 * np.sin(2 * np.pi * frequency * t)).astype(np.float32).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
+        wave = array("f", [0.1 * math.sin(step * n) for n in range(pts, pts + count)])  # native, as fltp is
+        frame = av.AudioFrame(format="fltp", layout="mono", samples=count)
+        memoryview(frame.planes[0]).cast("B")[: count * 4] = wave.tobytes()
         frame.sample_rate = _AUDIO_RATE
         frame.pts = pts
         pts += count
-        for packet in stream.encode(frame):  # type: ignore[attr-defined]
-            container.mux(packet)  # type: ignore[attr-defined]
-    for packet in stream.encode():  # type: ignore[attr-defined]
-        container.mux(packet)  # type: ignore[attr-defined]
-
-
-def _decode_all(container: Any, stream: Any) -> tuple[int, int]:
-    """Decode every frame of `stream`: (frames decoded, packets read)."""
-    frames = packets = 0
-    for packet in container.demux(stream):
-        if packet.size:
-            packets += 1
-        frames += len(packet.decode())  # the final empty packet flushes the decoder
-    return frames, packets
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
 
 
 def _frame_at(
@@ -253,53 +228,3 @@ def _planes(picture: Image.Image) -> tuple[Image.Image, Image.Image, Image.Image
     ycc = picture.convert("YCbCr")
     y, cb, cr = (ycc.getchannel(index).point(lut) for index, lut in enumerate((_LUMA, _CHROMA, _CHROMA)))
     return y, cb, cr
-
-
-def probe_video(path: str | Path, *, decode: bool = False) -> VideoProbe:
-    """Measure an MP4 with PyAV. With `decode=True`, decode every frame (catches truncation).
-
-    Raises `IntegrityError` if the file is not a decodable video.
-    """
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            # FFmpeg opens images and other containers too; only the MP4 family is a video here.
-            if "mp4" not in container.format.name.split(","):
-                raise IntegrityError(f"{path}: not an MP4 video (it is {container.format.long_name})")
-            if not container.streams.video:
-                raise IntegrityError(f"{path}: the file has no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-            fps = float(rate) if rate else 0.0
-            frames = stream.frames
-            if decode or not frames:
-                listed = frames
-                frames, packets = _decode_all(container, stream)
-                # A file cut short (between two frames, or inside its index) still opens and
-                # decodes what is left without an error: compare with what the index lists.
-                if listed and packets < listed:
-                    raise IntegrityError(
-                        f"{path}: truncated: its index lists {listed} frames but only {packets} are in the file"
-                    )
-                if not frames:
-                    raise IntegrityError(f"{path}: no frame of the video decodes")
-            if fps and frames:
-                duration = frames / fps
-            elif stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * stream.time_base)
-            else:
-                duration = (container.duration or 0) / 1_000_000
-            return VideoProbe(
-                duration=round(duration, 6),
-                fps=round(fps, 6),
-                width=stream.codec_context.width,
-                height=stream.codec_context.height,
-                frames=frames,
-                codec=stream.codec_context.name,
-                has_audio=bool(container.streams.audio),
-            )
-    except IntegrityError:
-        raise
-    except (av.FFmpegError, OSError, ValueError, ZeroDivisionError) as exc:
-        raise IntegrityError(f"{path}: not a decodable MP4 video ({exc})") from exc
