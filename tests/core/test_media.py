@@ -308,3 +308,20 @@ def test_the_audio_track_is_a_quiet_seeded_tone(picture: Image.Image, seed: int)
     assert rms == pytest.approx(0.1 / math.sqrt(2), rel=0.05)
     crossings = sum(1 for a, b in itertools.pairwise(steady) if (a < 0) != (b < 0))
     assert crossings / 2 / (len(steady) / 48000) == pytest.approx(220 + (seed % 12) * 20, rel=0.02)
+
+
+def test_rendering_and_probing_need_no_numpy(tmp_path: Path) -> None:
+    # numpy is not a core dependency: a render with audio, and a probe, must not import it.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from PIL import Image; from reelgen.render import render_video; "
+        "from reelgen.probe import probe_video; "
+        f"render_video(Image.new('RGB', (32, 32)), {str(tmp_path / 'a.mp4')!r}, width=32, height=32, "
+        "fps=10, duration=0.5, audio=True); "
+        f"assert probe_video({str(tmp_path / 'a.mp4')!r}, decode=True).has_audio; "
+        "print('numpy' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert run.stdout.strip() == "False"
