@@ -7,8 +7,9 @@ corrupt downloads, URL expiries and failed tasks. Each generation is a real
 `reelgen generate` child process sharing one job journal, cache and storage folder;
 some are killed with SIGKILL at a random moment and then recovered the way a user
 would: `reelgen jobs resume ID` when the journal lists the job, else the same
-`reelgen generate` again (which adopts the orphan). A failure whose message names a
-`reelgen jobs resume ID` is followed once, as a user would.
+`reelgen generate` again (which adopts the orphan). A failure's advice is followed
+(at most twice), as a user would: the `reelgen jobs resume ID` it names, or "generate
+again" when the provider's task list proved nothing was created.
 
 It prints:
 
@@ -151,11 +152,14 @@ class Soak:
             code, out, err = self.recover(number, prompt, seed, args)
         else:
             code, out, err = self.run(*args)
-        for _ in range(2):  # follow the `reelgen jobs resume ID` a failure names, as a user would
+        for _ in range(2):  # follow what a failure says to do, as a user would
             command = _resume_field(out)
-            if code == 0 or command is None:
+            if code != 0 and command is not None:
+                code, out, err = self.run(*command.split()[1:], "--json")
+            elif code != 0 and "generate again" in err:  # the journal proved nothing was created
+                code, out, err = self.run(*args)
+            else:
                 break
-            code, out, err = self.run(*command.split()[1:], "--json")
         return code, _last_line(err)
 
     def recover(self, number: int, prompt: str, seed: int, args: tuple[str, ...]) -> tuple[int, str, str]:

@@ -191,7 +191,10 @@ def test_providers_and_schema_commands(workdir, capsys):
 def test_cache_list_and_clear(workdir, capsys):
     run(capsys, *GEN)
     code, out, _ = run(capsys, "cache", "list", "--json")
-    assert code == 0 and len(json.loads(out)) == 1
+    [entry] = json.loads(out)
+    assert code == 0 and entry["prompt"] == "a meadow"
+    code, out, _ = run(capsys, "cache", "list")
+    assert code == 0 and out.rstrip().endswith('"a meadow"')
     code, out, _ = run(capsys, "cache", "clear", "--yes")
     assert code == 0 and "removed 1" in out
     code, out, _ = run(capsys, "cache", "list")

@@ -61,6 +61,16 @@ class CacheEntry:
     model: str
     created_at: float
     result: VideoResult
+    #: The request's prompt (for `reelgen cache list`); "" where not read.
+    prompt: str = ""
+
+
+def _prompt_of(request_json: str | None) -> str:
+    try:
+        prompt = json.loads(request_json or "{}").get("prompt")
+    except (ValueError, AttributeError):
+        return ""
+    return prompt if isinstance(prompt, str) else ""
 
 
 class CacheStore:
@@ -110,9 +120,11 @@ class CacheStore:
     def cache_list(self) -> list[CacheEntry]:
         with self._ready().transaction() as db:
             rows = db.execute(
-                "SELECT key, provider, model, created_at, result FROM cache ORDER BY created_at DESC"
+                "SELECT key, provider, model, created_at, result, request FROM cache ORDER BY created_at DESC"
             ).fetchall()
-        return [CacheEntry(r[0], r[1], r[2], r[3], structure(json.loads(r[4]), VideoResult)) for r in rows]
+        return [
+            CacheEntry(r[0], r[1], r[2], r[3], structure(json.loads(r[4]), VideoResult), _prompt_of(r[5])) for r in rows
+        ]
 
     def cache_clear(self) -> int:
         """Forget every entry. A damaged file is moved aside (kept, never deleted): see `moved_aside`."""

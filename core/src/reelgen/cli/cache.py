@@ -16,7 +16,7 @@ import click
 from .errors import fail
 
 if TYPE_CHECKING:
-    from ..store import CacheStore
+    from ..store import CacheEntry, CacheStore
 
 __all__ = ["cache"]
 
@@ -26,7 +26,7 @@ _PROMPT_CHARS = 40
 def _store(as_json: bool = False) -> CacheStore:
     from ..config import is_disabled, load_config
     from ..errors import ConfigError, ReelgenError
-    from ..store import open_store as open_cache
+    from ..store import open_cache
 
     try:
         config = load_config().cache
@@ -81,11 +81,8 @@ def list_(as_json: bool) -> None:
         )
 
 
-def _entry_prompt(entry: object) -> str:
-    request = getattr(entry, "request", None)
-    if isinstance(request, dict):
-        return str(request.get("prompt") or "")
-    return str(getattr(entry, "prompt", "") or "")
+def _entry_prompt(entry: CacheEntry) -> str:
+    return entry.prompt
 
 
 @cache.command()
