@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from reelgen._threads import run_blocking
 from reelgen.contract import VideoRequest
 from reelgen.errors import (
     AuthenticationError,
@@ -37,7 +38,6 @@ from reelgen.errors import (
 from reelgen.images import ImageData, is_remote, read_image, to_data_uri
 from reelgen.provider import JobStatus, ProviderJob
 
-from .blocking import run_blocking
 from .capabilities import CAPABILITIES, MODEL, PROVIDER
 from .config import EMULATOR_API_KEY, WanConfig, load_api_key
 from .errors import Phase, error_for_failed_task, error_for_response, expired_task

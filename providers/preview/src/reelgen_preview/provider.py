@@ -31,6 +31,7 @@ from reelgen import (
     TaskExpired,
     VideoRequest,
 )
+from reelgen._threads import DaemonPool
 from reelgen.images import read_image
 from reelgen.render import RenderStopped, render_video
 
@@ -72,7 +73,7 @@ class PreviewProvider(BaseProvider[PreviewConfig]):
         # Daemon threads, not a ThreadPoolExecutor: a process that submits and exits must not
         # hang until the render ends (executors join their threads at exit). An abandoned
         # job is not lost: its parameters are in the job store and `resume` renders it.
-        self._slots = threading.BoundedSemaphore(self.config.workers)
+        self._pool: DaemonPool[None] = DaemonPool(self.config.workers, name="reelgen-preview")
         self._lock = threading.Lock()
         self._renders: dict[str, concurrent.futures.Future[None]] = {}
         self._stops: dict[str, threading.Event] = {}
@@ -126,23 +127,9 @@ class PreviewProvider(BaseProvider[PreviewConfig]):
             if job.task_id in self._renders:
                 return
             stop = threading.Event()
-            future: concurrent.futures.Future[None] = concurrent.futures.Future()
             self._stops[job.task_id] = stop
-            self._renders[job.task_id] = future
-        threading.Thread(
-            target=self._run, args=(job, stop, future), name=f"reelgen-preview-{job.task_id[:8]}", daemon=True
-        ).start()
-
-    def _run(self, job: ProviderJob, stop: threading.Event, future: concurrent.futures.Future[None]) -> None:
-        with self._slots:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                self._render(job, stop)
-            except BaseException as exc:  # noqa: BLE001 - the job's outcome, reported by poll()
-                future.set_exception(exc)
-            else:
-                future.set_result(None)
+            # Queued until one of `workers` threads is free; a cancel before that skips it.
+            self._renders[job.task_id] = self._pool.submit(lambda: self._render(job, stop))
 
     def _render(self, job: ProviderJob, stop: threading.Event) -> None:
         params = job.data["params"]

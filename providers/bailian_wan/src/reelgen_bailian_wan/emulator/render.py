@@ -4,8 +4,8 @@ Output size follows the reference's FAQ: the tier fixes the pixel total (720P =
 1280x720, 1080P = 1920x1080), the input image fixes the aspect ratio, and both
 sides are rounded down to multiples of 16 (750x1000 at 720P gives 816x1104).
 
-Renders run on a small pool of daemon threads, so the HTTP server stays responsive
-and an interpreter exit never waits for a half-done render. Finished files are
+Renders run on a small pool of daemon threads (`reelgen._threads.DaemonPool`), so the
+HTTP server stays responsive and an interpreter exit never waits for a half-done render. Finished files are
 cached by (image sha256, width, height, duration, seed, audio, mode) in one
 directory shared by every emulator of the process: repeated identical tasks, and
 function-scoped test fixtures, cost nothing after the first render.
@@ -17,15 +17,15 @@ import atexit
 import hashlib
 import math
 import os
-import queue
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
 import attrs
+
+from reelgen._threads import DaemonPool
 
 __all__ = ["FPS", "TIER_PIXELS", "RenderCache", "RenderKey", "output_size", "shared_cache"]
 
@@ -59,30 +59,6 @@ class RenderKey:
         return hashlib.sha256(text.encode()).hexdigest()[:40] + ".mp4"
 
 
-class _DaemonPool:
-    """A minimal executor whose threads never hold up interpreter exit."""
-
-    def __init__(self, workers: int) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Future[Path], Callable[[], Path]]] = queue.SimpleQueue()
-        for index in range(workers):
-            threading.Thread(target=self._work, name=f"dashscope-emulator-render-{index}", daemon=True).start()
-
-    def submit(self, fn: Callable[[], Path]) -> Future[Path]:
-        future: Future[Path] = Future()
-        self._jobs.put((future, fn))
-        return future
-
-    def _work(self) -> None:
-        while True:
-            future, fn = self._jobs.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001 - any render error must reach the task
-                future.set_exception(exc)
-
-
 @attrs.define(eq=False)
 class _Job:
     future: Future[Path]
@@ -93,7 +69,8 @@ class RenderCache:
     def __init__(self, directory: Path, workers: int = 2) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._pool = _DaemonPool(workers)
+        # Daemon threads (reelgen._threads), so an interpreter exit never waits for a render.
+        self._pool: DaemonPool[Path] = DaemonPool(workers, name="dashscope-emulator-render")
         self._lock = threading.Lock()
         self._inflight: dict[RenderKey, _Job] = {}
         self.renders = 0  # renders actually performed (not served from the cache)
