@@ -1,0 +1,276 @@
+"""Never pay twice, never lose a paid video (issue 8), through the real SDK against the emulator.
+
+Every test counts what the emulator was asked to create: the money is in `tasks_created`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import pytest
+
+import reelgen
+from reelgen.config import CacheConfig, Config, JobsConfig, StorageConfig
+from reelgen.errors import DeliveryFailed, GenerationTimeout, SubmissionUnknown, ValidationError
+from reelgen.journal import get_journal
+from tests.providers.bailian_wan.helpers import provider_for, request
+
+
+def make_config(tmp_path: Path, *, cache: bool = True, **changes: object) -> Config:
+    fields: dict[str, object] = {
+        "storage": StorageConfig(url=str(tmp_path / "videos")),
+        "cache": CacheConfig(url=f"sqlite:///{tmp_path / 'cache.db'}" if cache else "off"),
+        "jobs": JobsConfig(url=f"sqlite:///{tmp_path / 'jobs.db'}"),
+        "deadline": 60,
+    }
+    fields.update(changes)
+    return Config(**fields)  # type: ignore[arg-type]
+
+
+def created(emulator) -> int:
+    return emulator.counters()["tasks_created"]
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_resume_caches_under_the_journals_key_even_with_an_image(dashscope_emulator, wide_photo, tmp_path):
+    """Item 1: the resumed result is cached under the journal's key (the image is only a hash there)."""
+    config = make_config(tmp_path)
+    job = await reelgen.submit(request(wide_photo), provider_for(dashscope_emulator), config=config)
+    # Another process (another provider instance, nothing in memory) finishes it.
+    resumed = await reelgen.resume(job.id, config=config, provider=provider_for(dashscope_emulator)).wait()
+    assert resumed.task_id == job.task_id
+    again = await reelgen.agenerate(request(wide_photo), provider_for(dashscope_emulator), config=config)
+    assert again.cached and again.video_url == resumed.video_url
+    assert created(dashscope_emulator) == 1
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_identical_requests_in_one_process_share_one_task(dashscope_emulator, wide_photo, tmp_path):
+    """Item 3: single-flight in-process."""
+    config = make_config(tmp_path)
+    provider = provider_for(dashscope_emulator)
+    results = await asyncio.wait_for(
+        asyncio.gather(*(reelgen.agenerate(request(wide_photo), provider, config=config) for _ in range(4))), 60
+    )
+    assert created(dashscope_emulator) == 1
+    assert len({r.video_url for r in results}) == 1 and len({r.task_id for r in results}) == 1
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_no_cache_is_a_new_take_and_leaves_the_cache_alone(dashscope_emulator, wide_photo, tmp_path):
+    """Items 3 and 5: use_cache=False makes a new task, neither reads nor writes the cache."""
+    config = make_config(tmp_path)
+    provider = provider_for(dashscope_emulator)
+    first = await reelgen.agenerate(request(wide_photo), provider, config=config, use_cache=False)
+    second = await reelgen.agenerate(request(wide_photo), provider, config=config, use_cache=False)
+    assert created(dashscope_emulator) == 2 and first.task_id != second.task_id
+    from reelgen.store import open_cache
+
+    assert open_cache(config.cache.url).cache_list() == []
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+@pytest.mark.parametrize("fault", ["create_reply_reset", "create_reply_5xx"])
+async def test_a_lost_create_reply_is_reconciled_not_paid_twice(dashscope_emulator, wide_photo, tmp_path, fault):
+    """Item 4: the task was created and its reply lost: the task list finds it; one task, delivered."""
+    dashscope_emulator.script_faults(fault)
+    config = make_config(tmp_path)
+    events = []
+    result = await reelgen.agenerate(
+        request(wide_photo), provider_for(dashscope_emulator), config=config, on_event=events.append
+    )
+    assert created(dashscope_emulator) == 1
+    assert result.task_id == dashscope_emulator.tasks()[0]["task_id"]
+    assert any(e.kind == "attached" and e.data["why"] == "adopted" for e in events)
+    entry = get_journal(config).get(f"bailian_wan:{result.task_id}")
+    assert entry is not None and entry.state == "succeeded"
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_a_5xx_that_created_nothing_is_retried(dashscope_emulator, wide_photo, tmp_path):
+    """Item 4: a 5xx create is ambiguous until the task list proves no task was made; then retried."""
+    dashscope_emulator.script_faults("create_5xx")
+    config = make_config(tmp_path)
+    result = await reelgen.agenerate(request(wide_photo), provider_for(dashscope_emulator), config=config)
+    assert created(dashscope_emulator) == 1 and dashscope_emulator.counters()["creates"] == 2
+    assert result.task_id == dashscope_emulator.tasks()[0]["task_id"]
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=1000)
+async def test_two_candidates_stay_unknown_and_block_until_force(dashscope_emulator, wide_photo, tmp_path):
+    """Item 4: more than one unclaimed candidate: `unknown`, the candidates shown, no blind re-submit."""
+    provider = provider_for(dashscope_emulator)
+    # A task made outside reelgen (another tool, the console) in the same window.
+    other = await provider.submit(request(wide_photo, prompt="made elsewhere"))
+    dashscope_emulator.script_faults("create_reply_reset")
+    config = make_config(tmp_path)
+    with pytest.raises(SubmissionUnknown) as caught:
+        await reelgen.submit(request(wide_photo), provider, config=config)
+    error = caught.value
+    assert error.job_id and error.job_id.startswith("j-") and other.task_id in error.candidates
+    assert len(error.candidates) == 2 and f"reelgen jobs resume {error.job_id}" in str(error)
+    assert get_journal(config).get(error.job_id).state == "unknown"
+    # An identical request does not pay again while that is unresolved...
+    with pytest.raises(SubmissionUnknown, match="--force"):
+        await reelgen.submit(request(wide_photo), provider, config=config)
+    assert created(dashscope_emulator) == 2
+    # ...unless asked to.
+    forced = await reelgen.submit(request(wide_photo), provider, config=config, force=True)
+    assert created(dashscope_emulator) == 3 and forced.task_id not in error.candidates
+    await forced.cancel()
+
+
+@pytest.mark.parametrize("bad", [math.nan, 0, -1, math.inf])
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_bad_deadlines_are_refused_before_any_call(dashscope_emulator, wide_photo, tmp_path, bad):
+    """Item 6."""
+    provider = provider_for(dashscope_emulator)
+    config = make_config(tmp_path)
+    with pytest.raises(ValidationError, match="deadline"):
+        await reelgen.agenerate(request(wide_photo), provider, config=config, deadline=bad)
+    with pytest.raises(ValidationError, match="queue_timeout"):
+        await reelgen.agenerate(request(wide_photo), provider, config=config, queue_timeout=bad)
+    assert dashscope_emulator.counters()["creates"] == 0
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=1000)
+async def test_a_deadline_shorter_than_the_slot_wait_creates_nothing(dashscope_emulator, wide_photo, tmp_path):
+    """Item 6: the wait for a concurrency slot is bounded by the deadline; nothing is submitted after it."""
+    config = make_config(tmp_path, limits={"bailian_wan": {"concurrency": 1}})
+    provider = provider_for(dashscope_emulator)
+    holder = await reelgen.submit(request(wide_photo, seed=1), provider, config=config)
+    with pytest.raises(GenerationTimeout) as caught:
+        await reelgen.agenerate(request(wide_photo, seed=2), provider, config=config, deadline=0.5)
+    assert caught.value.job_id is None and "no task was created" in str(caught.value)
+    assert created(dashscope_emulator) == 1
+    await holder.cancel()
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=1000)
+async def test_queue_timeout_cancels_the_queued_job(dashscope_emulator, wide_photo, tmp_path):
+    """Item 6: a job still queued after queue_timeout is cancelled at the provider (not billed)."""
+    config = make_config(tmp_path)
+    with pytest.raises(GenerationTimeout, match="queue_timeout"):
+        await reelgen.agenerate(request(wide_photo), provider_for(dashscope_emulator), config=config, queue_timeout=0.3)
+    assert dashscope_emulator.counters()["tasks_by_status"]["CANCELED"] == 1
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_a_delivery_failure_after_payment_is_resumable(dashscope_emulator, wide_photo, tmp_path):
+    """Item 9: too large for the cap -> delivery_failed naming `reelgen jobs resume ID`; resume delivers."""
+    small = make_config(tmp_path, storage=StorageConfig(url=str(tmp_path / "videos"), max_bytes=1000))
+    provider = provider_for(dashscope_emulator)
+    events = []
+    with pytest.raises(DeliveryFailed) as caught:
+        await reelgen.agenerate(request(wide_photo), provider, config=small, on_event=events.append)
+    job_id = caught.value.job_id
+    assert job_id and job_id.startswith("bailian_wan:") and f"reelgen jobs resume {job_id}" in str(caught.value)
+    assert get_journal(small).get(job_id).state == "delivery_failed"
+    assert any(e.kind == "delivery_failed" and e.data["resume"] == f"reelgen jobs resume {job_id}" for e in events)
+    roomy = make_config(tmp_path)
+    result = await reelgen.resume(job_id, config=roomy, provider=provider_for(dashscope_emulator)).wait()
+    assert result.task_id == job_id.split(":", 1)[1] and Path(result.video_url.removeprefix("file://")).is_file()
+    assert get_journal(roomy).get(job_id).state == "succeeded"
+    # Cached under the journal's key: the identical request pays nothing more.
+    again = await reelgen.agenerate(request(wide_photo), provider_for(dashscope_emulator), config=roomy)
+    assert again.cached and created(dashscope_emulator) == 1
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_a_job_id_that_is_a_path_is_refused_before_any_request(dashscope_emulator, tmp_path):
+    """Item 12: `bailian_wan:../../etc` used to send the API key to GET /api/etc."""
+    config = make_config(tmp_path)
+    for bad in ("bailian_wan:../../etc", "bailian_wan:", "bailian_wan:a/b", "../x:y", "bailian_wan:a?b"):
+        with pytest.raises(ValidationError):
+            reelgen.resume(bad, config=config, provider=provider_for(dashscope_emulator))
+    counters = dashscope_emulator.counters()
+    assert counters["queries"] == counters["creates"] == 0
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_an_unknown_option_namespace_is_an_error_with_a_suggestion(dashscope_emulator, wide_photo, tmp_path):
+    """Item 12: `-o bailian.audio=false` used to be dropped silently (and audio doubles the price)."""
+    typo = request(wide_photo, options={"bailian": {"audio": False}})
+    with pytest.raises(ValidationError, match="did you mean 'bailian_wan'"):
+        await reelgen.agenerate(typo, provider_for(dashscope_emulator), config=make_config(tmp_path))
+    assert dashscope_emulator.counters()["creates"] == 0
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_an_unusable_cache_warns_and_the_generation_goes_on(dashscope_emulator, wide_photo, tmp_path, caplog):
+    """Item 11: a corrupt cache file names itself; the generation still works."""
+    (tmp_path / "cache.db").write_bytes(b"this is not a database" * 100)
+    config = make_config(tmp_path)
+    result = await reelgen.agenerate(request(wide_photo), provider_for(dashscope_emulator), config=config)
+    assert result.bytes > 0
+    assert str(tmp_path / "cache.db") in caplog.text and "not a usable SQLite database" in caplog.text
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_a_corrupt_journal_refuses_to_pay_naming_the_file(dashscope_emulator, wide_photo, tmp_path):
+    """Items 2/11: no entry, no payment: the journal cannot be written, nothing is created."""
+    (tmp_path / "jobs.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(reelgen.ConfigError, match="jobs.db") as caught:
+        await reelgen.agenerate(request(wide_photo), provider_for(dashscope_emulator), config=make_config(tmp_path))
+    assert "move it aside" in str(caught.value)
+    assert dashscope_emulator.counters()["creates"] == 0
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_a_cached_file_that_changed_is_a_miss(dashscope_emulator, wide_photo, tmp_path):
+    """Item 11: a stored file whose sha256 no longer matches is not served from the cache."""
+    config = make_config(tmp_path)
+    first = await reelgen.agenerate(request(wide_photo), provider_for(dashscope_emulator), config=config)
+    path = Path(first.video_url.removeprefix("file://"))
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size, different content
+    path.write_bytes(bytes(data))
+    again = await reelgen.agenerate(request(wide_photo), provider_for(dashscope_emulator), config=config)
+    assert not again.cached and created(dashscope_emulator) == 2
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_jobs_url_off_creates_no_file_named_off(dashscope_emulator, wide_photo, tmp_path, monkeypatch):
+    """Item 5: one rule for "disabled"."""
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("off", "none", "OFF ", "false", ""):
+        config = make_config(tmp_path, jobs=JobsConfig(url=spelling), cache=False)
+        assert get_journal(config) is None
+    await reelgen.agenerate(
+        request(wide_photo), provider_for(dashscope_emulator), config=make_config(tmp_path, jobs=JobsConfig(url="off"))
+    )
+    assert not (tmp_path / "off").exists() and not (tmp_path / "none").exists()
+
+
+class _OpenCounter:
+    """Counts `open` audit events on one path while `path` is set (audit hooks stay installed)."""
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+        self.count = 0
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if event == "open" and self.path is not None and args and str(args[0]) == self.path:
+            self.count += 1
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+@pytest.mark.parametrize("upload", ["inline", "oss"])
+async def test_the_reference_image_is_read_once(dashscope_emulator, wide_photo, tmp_path, upload):
+    """Issue 9 item 3: it was read 6 times per generation with bailian_wan."""
+    import sys
+
+    counter = _OpenCounter()
+    sys.addaudithook(counter)
+    counter.path = str(wide_photo)
+    try:
+        await reelgen.agenerate(
+            request(wide_photo, options={"bailian_wan": {"upload": upload}}),
+            provider_for(dashscope_emulator),
+            config=make_config(tmp_path),
+        )
+    finally:
+        counter.path = None
+    assert counter.count == 1
