@@ -212,7 +212,7 @@ async def test_an_unusable_cache_warns_and_the_generation_goes_on(dashscope_emul
 async def test_a_corrupt_journal_refuses_to_pay_naming_the_file(dashscope_emulator, wide_photo, tmp_path):
     """Items 2/11: no entry, no payment: the journal cannot be written, nothing is created."""
     (tmp_path / "jobs.db").write_bytes(b"this is not a database" * 100)
-    with pytest.raises(reelgen.ConfigError, match="jobs.db") as caught:
+    with pytest.raises(reelgen.ConfigError, match=r"jobs\.db") as caught:
         await reelgen.agenerate(request(wide_photo), provider_for(dashscope_emulator), config=make_config(tmp_path))
     assert "move it aside" in str(caught.value)
     assert dashscope_emulator.counters()["creates"] == 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import random
 import tempfile
 import threading
@@ -59,6 +60,8 @@ _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
 #: Task views kept for scheduling; the oldest go first (abandoned jobs are never polled again).
 _MAX_VIEWS = 2048
 _STATES = {"PENDING": "queued", "SUSPENDED": "queued", "RUNNING": "running"}
+#: Pages of 100 read from the task list when reconciling an ambiguous create.
+_LIST_PAGES = 5
 #: Seconds a temporary upload (upload = "oss") may take.
 _UPLOAD_TIMEOUT = 120.0
 
@@ -301,6 +304,72 @@ class BailianWanProvider:
             task_id,
             "it was cancelled" if stopped else "it could not be cancelled and may be billed",
         )
+
+    # -- reconciliation --------------------------------------------------------------
+
+    async def find_jobs(self, request: VideoRequest, *, since: float, until: float) -> list[ProviderJob] | None:
+        """Tasks of this model created between `since` and `until` (Unix times), from the task
+        list: the core adopts the one an ambiguous create made. The list rows carry no prompt,
+        so the window and the model are the match; the core drops tasks it already knows."""
+        import datetime
+
+        from . import sdk
+
+        zone = datetime.timezone(datetime.timedelta(hours=8))  # the service lists in Beijing time
+
+        def compact(epoch: float) -> str:
+            return datetime.datetime.fromtimestamp(epoch, zone).strftime("%Y%m%d%H%M%S")
+
+        base_url, api_key = self._endpoint()
+        tier, _ = resolve_tier(request)
+        options = request.options_for(PROVIDER)
+        found: list[ProviderJob] = []
+        for page in range(1, _LIST_PAGES + 1):
+
+            def fetch(page: int = page) -> Any:
+                return sdk.list_tasks(
+                    start_time=compact(math.floor(since)),
+                    end_time=compact(math.ceil(until)),
+                    model=MODEL,
+                    page_no=page,
+                    page_size=100,
+                    api_key=api_key,
+                    base_url=base_url,
+                    workspace=self.config.workspace,
+                )
+
+            try:
+                response = await run_blocking(fetch, timeout=self.config.request_timeout, name="list")
+            except Exception as exc:  # noqa: BLE001 - a list we cannot read proves nothing
+                raise TransientError(
+                    f"the task list could not be read: {type(exc).__name__}", provider=PROVIDER
+                ) from None
+            if int(response.status_code) != 200:
+                raise self._refusal(response, phase="query")
+            output = dict(response.output or {})
+            for row in output.get("data") or []:
+                task_id = row.get("task_id")
+                if not task_id or row.get("model_name") not in (None, MODEL):
+                    continue
+                created = float(row.get("gmt_create") or since * 1000) / 1000
+                found.append(
+                    ProviderJob(
+                        provider=PROVIDER,
+                        model=MODEL,
+                        task_id=str(task_id),
+                        submitted_at=created,
+                        seed=request.seed,
+                        data={
+                            "resolution": tier.name,
+                            "duration": int(request.duration),
+                            "audio": bool(options.get("audio", True)),
+                            "request_id": row.get("request_id") or None,
+                        },
+                    )
+                )
+            if page >= int(output.get("total_page") or 1):
+                break
+        return found
 
     # -- poll --------------------------------------------------------------------------
 

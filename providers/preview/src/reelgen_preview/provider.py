@@ -83,6 +83,10 @@ class PreviewProvider(BaseProvider[PreviewConfig]):
     def _video_path(self, task_id: str) -> Path:
         return self.work_dir / f"{task_id}.mp4"
 
+    def _cancel_mark(self, task_id: str) -> Path:
+        # On disk, so a cancel is honoured by whichever process resumes the job.
+        return self.work_dir / f"{task_id}.cancelled"
+
     async def submit(self, request: VideoRequest) -> ProviderJob:
         seed = request.seed if request.seed is not None else random.randint(0, _MAX_SEED)
         options = request.options_for(self.name)
@@ -136,7 +140,7 @@ class PreviewProvider(BaseProvider[PreviewConfig]):
         final = self._video_path(job.task_id)
         if final.exists():
             return
-        if stop.wait(params["render_delay"]):
+        if stop.wait(params["render_delay"]) or self._cancel_mark(job.task_id).exists():
             raise RenderStopped("cancelled before rendering")
         if params["image"]:
             image: Any = Path(params["image"]).read_bytes()
@@ -166,6 +170,8 @@ class PreviewProvider(BaseProvider[PreviewConfig]):
         path = self._video_path(job.task_id)
         with self._lock:
             future = self._renders.get(job.task_id)
+        if self._cancel_mark(job.task_id).exists() and not path.exists():
+            return JobStatus(state="cancelled", raw_status="CANCELLED")
         if future is None:
             if path.exists():
                 return self._succeeded(job, path)
@@ -206,11 +212,15 @@ class PreviewProvider(BaseProvider[PreviewConfig]):
         with self._lock:
             future = self._renders.get(job.task_id)
             stop = self._stops.get(job.task_id)
-        if future is None or future.done():
+        if self._video_path(job.task_id).exists() or (future is not None and future.done()):
             return False
+        # Marked first: a render started by another process (resume) sees it and stops.
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._cancel_mark(job.task_id).touch()
         if stop is not None:
             stop.set()
-        future.cancel()
+        if future is not None:
+            future.cancel()
         return True
 
     def poll_delay(self, job: ProviderJob, attempt: int, elapsed: float) -> float:
