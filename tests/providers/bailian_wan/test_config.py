@@ -76,7 +76,7 @@ def test_valid_settings_always_build_a_provider_offline(settings) -> None:
         settings["workspace"] = "ws"
     provider = create_provider(settings)
     assert provider.config == WanConfig(**settings)
-    assert provider._emulator is None
+    assert getattr(provider.endpoint, "emulator", None) is None  # nothing started by building it
 
 
 def test_the_key_comes_from_the_environment_then_the_key_file(tmp_path: Path) -> None:

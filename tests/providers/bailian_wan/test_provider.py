@@ -88,9 +88,9 @@ async def test_two_providers_with_different_endpoints_share_the_process(wide_pho
 async def test_the_bundled_emulator_starts_on_first_use_and_stops_on_aclose(wide_photo: Path, monkeypatch) -> None:
     monkeypatch.delenv("DASHSCOPE_API_KEY")
     provider = create_provider({"emulator": True, "emulator_time_scale": SCALE})
-    assert provider._emulator is None  # the factory is offline
+    assert provider.endpoint.emulator is None  # the factory is offline
     job = await provider.submit(request(wide_photo))
-    emulator = provider._emulator
+    emulator = provider.endpoint.emulator
     assert emulator is not None and emulator.running
     status, _ = await drive(provider, job)
     assert status.state == "succeeded"

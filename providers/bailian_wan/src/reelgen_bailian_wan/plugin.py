@@ -7,24 +7,35 @@ emulator's command is imported only when `reelgen emulator dashscope` is looked 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from reelgen.hookspecs import hookimpl
-from reelgen.provider import Provider
 
 from .capabilities import PROVIDER
+
+if TYPE_CHECKING:
+    from .provider import BailianWanProvider
 
 __all__ = ["create_provider", "reelgen_register_commands", "reelgen_register_providers"]
 
 
-def create_provider(config: Mapping[str, Any] | None = None) -> Provider:
-    """The provider factory: offline and cheap (no SDK import, no network, no emulator yet)."""
+def create_provider(config: Mapping[str, Any] | None = None) -> BailianWanProvider:
+    """The provider factory: offline and cheap (no SDK import, no network, no emulator yet).
+
+    With `emulator = true` the provider is pointed at the bundled emulator, which starts on
+    its first call; the provider class itself knows nothing of the emulator.
+    """
     from .config import parse_config
     from .provider import BailianWanProvider
 
-    return BailianWanProvider(parse_config(config or {}))
+    settings = parse_config(config or {})
+    if settings.emulator:
+        from .emulated import EmulatorEndpoint
+
+        return BailianWanProvider(settings, endpoint=EmulatorEndpoint(settings.emulator_time_scale))
+    return BailianWanProvider(settings)
 
 
 @hookimpl

@@ -9,7 +9,8 @@ everything else (retries, downloads, storage). What this class adds:
   themselves are data in `capabilities`: this class keeps no limiter of its own);
 * blocking SDK calls in daemon threads (`blocking`), each naming its endpoint and key
   (`sdk`), so instances with different endpoints coexist and no loop is captured;
-* the bundled emulator, started on first use when `emulator = true`.
+* an `Endpoint` it is given (`endpoint`): the real service by default; the plugin factory
+  passes the bundled emulator for `emulator = true`, so this class never imports it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from reelgen._threads import run_blocking
 from reelgen.contract import VideoRequest
@@ -40,14 +41,12 @@ from reelgen.images import ImageData, is_remote, read_image, to_data_uri
 from reelgen.provider import JobStatus, ProviderJob
 
 from .capabilities import CAPABILITIES, MODEL, PROVIDER
-from .config import EMULATOR_API_KEY, WanConfig, load_api_key
+from .config import WanConfig
+from .endpoint import Endpoint, ServiceEndpoint
 from .errors import Phase, error_for_failed_task, error_for_response, expired_task
 from .mapping import build_call, resolve_tier, validate_request
 from .polling import RunTimes, Schedule, TaskView, parse_server_time
 from .results import succeeded_output
-
-if TYPE_CHECKING:
-    from .emulator import DashScopeEmulator
 
 __all__ = ["BailianWanProvider"]
 
@@ -72,13 +71,14 @@ class BailianWanProvider:
     name = PROVIDER
     capabilities = CAPABILITIES
 
-    def __init__(self, config: WanConfig | None = None) -> None:
+    def __init__(self, config: WanConfig | None = None, *, endpoint: Endpoint | None = None) -> None:
         self.config = config or WanConfig()
+        #: Where calls go: the configured service unless given another (the emulator, a test server).
+        self.endpoint: Endpoint = endpoint if endpoint is not None else ServiceEndpoint(self.config)
         self.run_times = RunTimes(scale=self.config.clock_scale)
         self._schedule = Schedule(self.run_times)
         self._views: OrderedDict[str, TaskView] = OrderedDict()
         self._lock = threading.Lock()
-        self._emulator: DashScopeEmulator | None = None
         self._account_id: str | None = None
 
     def __repr__(self) -> str:
@@ -112,26 +112,10 @@ class BailianWanProvider:
 
     def _endpoint(self) -> tuple[str, str]:
         """(base URL, API key) for the next call. The key is never stored on `self`."""
-        if self.config.emulator:
-            return self._start_emulator().base_url, EMULATOR_API_KEY
-        return self.config.base_url_for(), load_api_key(self.config)
-
-    def _start_emulator(self) -> DashScopeEmulator:
-        with self._lock:
-            if self._emulator is None:
-                from .emulator import DashScopeEmulator, EmulatorConfig
-
-                emulator = DashScopeEmulator(EmulatorConfig(time_scale=self.config.emulator_time_scale))
-                emulator.start()
-                log.info("started the DashScope emulator at %s", emulator.base_url)
-                self._emulator = emulator
-            return self._emulator
+        return self.endpoint.resolve()
 
     async def aclose(self) -> None:
-        with self._lock:
-            emulator, self._emulator = self._emulator, None
-        if emulator is not None:
-            await run_blocking(emulator.stop, timeout=10, name="emulator-stop")
+        await self.endpoint.aclose()
 
     # -- submit ------------------------------------------------------------------------
 
