@@ -18,8 +18,9 @@ from typing import Any
 
 import attrs
 
-from .api import API_PREFIX, Service
 from .config import EmulatorConfig, Faults
+from .routes_api import API_PREFIX
+from .service import Service
 from .wire import Reply, Request, json_reply, new_request_id
 
 __all__ = ["DashScopeEmulator"]
