@@ -12,6 +12,18 @@ stores, caches or retries on its own (those are the core's job, done once for al
    (the core retries), a `ProviderError` subclass for a job that failed.
 4. `cancel(job)` — stop the remote job if the provider allows it; return whether it did.
 5. `poll_delay(job, attempt, elapsed)` — when to look next; the provider knows its service.
+6. Optional: `async def find_jobs(self, request, *, since, until) -> list[ProviderJob] | None`
+   — the account's tasks created between `since` and `until` (Unix times) that could be
+   this request's, from the service's task list; None when it cannot list. The core calls
+   it after an ambiguous create (lost reply, 408, 5xx: `SubmissionUnknown` or a
+   `TransientError` with that `status_code`) and adopts the one task nobody has claimed;
+   an empty list proves no task was made. `request.reference_image` may be None here (the
+   journal keeps only the image's hash). Without it, such a job stays `unknown`.
+
+The data in `ProviderJob` must be JSON (the journal keeps it; the core refuses otherwise).
+A create that may have reached the service but got no answer must raise
+`SubmissionUnknown`, never a plain `TransientError`: only what is proved not created is
+ever retried.
 
 `BaseProvider` gives the defaults most providers share (no extra warnings, cancel not
 supported, a capped exponential poll schedule, nothing to close) and structures the
