@@ -109,6 +109,16 @@ class LeaseTable:
             conn.execute("DELETE FROM leases WHERE account = ? AND expires_at <= ?", (account, now))
 
     def try_acquire(self, account: str, limit: int, lease: float, holder: str) -> Grant:
+        # A plain read first: waiters look often, and only one that may succeed takes the
+        # write lock (in WAL mode a reader never blocks the holders renewing and releasing).
+        with self._lock:
+            in_use, soonest = (
+                self._db()
+                .execute("SELECT COUNT(*), MIN(expires_at) FROM leases WHERE account = ?", (account,))
+                .fetchone()
+            )
+        if in_use >= limit and soonest is not None and soonest > time.time():
+            return Grant(None, int(in_use), soonest)
         with self._write() as conn:
             now = time.time()
             self._reclaim(conn, account, now)

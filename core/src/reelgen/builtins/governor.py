@@ -25,7 +25,8 @@ A call still in flight after a whole window stops counting until it ends (rare: 
 is a call slower than the window itself).
 
 Waits poll (the state is in a file that other processes change): every 50 ms at first,
-backing off to 500 ms, never past the next lease expiry or the caller's deadline.
+backing off to 200 ms (a plain read; only a caller that may succeed
+takes the write lock), never past the next lease expiry or the caller's deadline.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ log = logging.getLogger("reelgen.governor")
 _FIRST_POLL = 0.05
 #: Fraction of the window after which a storage without `restamp_entry` gets an end entry.
 _SLOW_CALL = 0.05
-_MAX_POLL = 0.5
+_MAX_POLL = 0.2
 _instances: dict[str, LeaseGovernor] = {}
 _instances_lock = threading.Lock()
 _memory_ids = itertools.count(1)
