@@ -17,6 +17,7 @@ from typing import IO
 
 import attrs
 
+from ._uris import file_url_to_path, strip_query
 from .errors import IntegrityError, StorageError, TooLarge, TransientError, redact
 
 __all__ = ["VideoSource", "download_video", "is_mp4_header"]
@@ -118,9 +119,7 @@ def _copy_local(
     max_bytes: int,
     on_progress: Callable[[int, int | None], None] | None,
 ) -> VideoSource:
-    from urllib.parse import unquote, urlparse
-
-    source = Path(unquote(urlparse(url).path))
+    source = file_url_to_path(url)
     if not source.is_file():
         raise StorageError(f"cannot read the video: {source} does not exist")
     total = source.stat().st_size
@@ -153,4 +152,4 @@ def _copy_local(
 
 def _safe(url: str) -> str:
     """The URL without its query string (signed URLs carry credentials there)."""
-    return url.split("?", 1)[0]
+    return strip_query(url)

@@ -12,10 +12,10 @@ import binascii
 import hashlib
 import io
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import attrs
 
+from ._uris import file_url_to_path, is_file_url
 from .capabilities import Capabilities
 from .errors import ValidationError
 
@@ -50,11 +50,8 @@ def is_remote(reference: str | bytes) -> bool:
 
 
 def _local_path(reference: str) -> Path:
-    if reference.lower().startswith("file://"):
-        parsed = urlparse(reference)
-        # RFC 8089: file:///p and file://localhost/p are both the local /p.
-        host = "" if parsed.netloc.lower() == "localhost" else parsed.netloc
-        return Path(unquote(host + parsed.path)).expanduser()
+    if is_file_url(reference):
+        return file_url_to_path(reference)
     return Path(reference).expanduser()
 
 

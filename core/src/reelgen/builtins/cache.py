@@ -13,8 +13,8 @@ import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
+from .._uris import file_url_to_path, strip_query
 from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def video_exists(result: VideoResult, options: dict[str, Any] | None = None) -> 
     """True if the stored video is still there and still the recorded file."""
     url = result.video_url
     if url.startswith("file://"):
-        path = Path(unquote(urlparse(url).path))
+        path = file_url_to_path(url)
         try:
             return path.is_file() and path.stat().st_size == result.bytes and _sha256(path) == result.sha256
         except OSError:
@@ -52,7 +52,7 @@ def video_exists(result: VideoResult, options: dict[str, Any] | None = None) -> 
         fs, path = fsspec.core.url_to_fs(url, **(options or {}))
         return bool(fs.exists(path)) and int(fs.size(path)) == result.bytes
     except Exception:  # noqa: BLE001 - an unreachable store means we cannot vouch for the entry
-        log.warning("cannot check cached video %s; treating as a miss", url.split("?", 1)[0])
+        log.warning("cannot check cached video %s; treating as a miss", strip_query(url))
         return False
 
 

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from .._uris import file_url_to_path
 from ..errors import ConfigError, IntegrityError, StorageError
 from ..hookspecs import hookimpl
 
@@ -101,9 +102,7 @@ def _is_local(url: str) -> bool:
 
 def _local_root(url: str) -> Path:
     if url.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        return Path(unquote(urlparse(url).path)).expanduser().resolve()
+        return file_url_to_path(url).resolve()
     return Path(url).expanduser().resolve()
 
 

@@ -20,8 +20,9 @@ import math
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
+from reelgen._uris import file_url_to_path, is_file_url
 from reelgen.capabilities import ResolutionTier
 from reelgen.contract import VideoRequest, parse_size
 from reelgen.errors import ValidationError
@@ -127,9 +128,8 @@ def _aspect_warnings(request: VideoRequest, tier: ResolutionTier) -> list[str]:
 
 
 def _local_audio_path(value: str) -> Path:
-    if value.lower().startswith("file://"):
-        parsed = urlparse(value)
-        return Path(unquote(parsed.netloc + parsed.path)).expanduser()
+    if is_file_url(value):
+        return file_url_to_path(value)
     return Path(value).expanduser()
 
 
