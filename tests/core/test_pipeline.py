@@ -263,3 +263,44 @@ async def test_resuming_a_finished_job_keeps_its_id_and_result(config, server, m
     assert (await again.wait()) == result
     assert (await again.status()).state == "succeeded"
     assert await again.cancel() is False
+
+
+async def test_omitted_duration_fps_and_size_take_the_providers_declared_defaults(config, server, mp4_bytes):
+    """Issue 9 item 4: fixed 5 s / 30 fps / 1280*720 used to fail outright on a provider offering only 1 or 2 s."""
+    from reelgen.capabilities import Capabilities
+
+    caps = Capabilities(
+        model="fake-1",
+        durations=(1.0, 2.0),
+        fps_range=(1, 60),
+        sizes=("64*64",),
+        cancel="any",
+        default_duration=1.0,
+        default_fps=10.0,
+        default_size="64*64",
+    )
+    provider = FakeProvider(Script(url=server.add("/v.mp4", mp4_bytes)), capabilities=caps)
+    request = reelgen.VideoRequest(prompt="a slow pan")
+    result = await reelgen.agenerate(request, provider, config=config)
+    sent = provider.validated[-1]
+    assert (sent.duration, sent.fps, sent.size) == (1.0, 10.0, "64*64") and result.warnings == []
+    # The key the gate used is the one request_key reports, and an explicit equal request hits it.
+    explicit = reelgen.VideoRequest(prompt="a slow pan", duration=1, fps=10, size="64*64")
+    assert reelgen.request_key(request, provider) == reelgen.request_key(explicit, provider)
+    assert (await reelgen.agenerate(explicit, provider, config=config)).cached
+    # Given explicitly, a value is kept and checked as given.
+    with pytest.raises(ValidationError, match="duration 5"):
+        await reelgen.agenerate(reelgen.VideoRequest(prompt="x", duration=5), provider, config=config)
+
+
+async def test_warnings_are_announced_before_anything_is_submitted(config, server, mp4_bytes):
+    """Issue 8 item 10: every warning comes before the submit."""
+    from reelgen.capabilities import Capabilities
+
+    caps = Capabilities(model="fake-1", duration_range=(0.5, 30), native_fps=(10.0,), cancel="any")
+    provider = FakeProvider(Script(url=server.add("/v.mp4", mp4_bytes)), capabilities=caps)
+    events = []
+    await reelgen.agenerate(_request(fps=24), provider, config=config, on_event=events.append)
+    kinds = [e.kind for e in events]
+    assert "warning" in kinds and kinds.index("warning") < kinds.index("submitted")
+    assert "10 fps" in next(e for e in events if e.kind == "warning").data["message"]

@@ -17,7 +17,18 @@ import attrs
 from ._converters import plain_dict, string_list
 from .errors import ValidationError
 
-__all__ = ["SCHEMA_VERSION", "ImageInput", "VideoRequest", "VideoResult", "parse_size"]
+__all__ = [
+    "DEFAULT_DURATION",
+    "DEFAULT_FPS",
+    "DEFAULT_SIZE",
+    "SCHEMA_VERSION",
+    "ImageInput",
+    "VideoRequest",
+    "VideoResult",
+    "is_omitted",
+    "parse_size",
+    "with_provider_defaults",
+]
 
 #: Version of the contract's JSON Schema. Bump the minor for additions, the major for changes.
 SCHEMA_VERSION = "1.0"
@@ -46,7 +57,33 @@ def parse_size(size: str) -> tuple[int, int]:
     return width, height
 
 
+class _OmittedFloat(float):
+    """A number the caller left out (`duration`, `fps`): the pipeline's gate replaces it with
+    the provider's declared default (`Capabilities.default_duration` / `default_fps`)."""
+
+    __slots__ = ()
+
+
+class _OmittedStr(str):
+    """A size the caller left out: the gate replaces it with `Capabilities.default_size`."""
+
+    __slots__ = ()
+
+
+#: What an omitted field holds until the gate resolves it (equal to the old fixed defaults).
+DEFAULT_DURATION = _OmittedFloat(5.0)
+DEFAULT_FPS = _OmittedFloat(30.0)
+DEFAULT_SIZE = _OmittedStr("1280*720")
+
+
+def is_omitted(value: object) -> bool:
+    """True for a `duration`, `fps` or `size` the caller did not give."""
+    return isinstance(value, (_OmittedFloat, _OmittedStr))
+
+
 def _normalize_size(value: object) -> str:
+    if isinstance(value, _OmittedStr):
+        return value
     width, height = parse_size(value)  # type: ignore[arg-type]
     return f"{width}*{height}"
 
@@ -65,10 +102,14 @@ def _positive_number(name: str, value: object) -> float:
 
 # Named converters, not closures from a factory: mypy's attrs plugin only understands these.
 def _duration(value: object) -> float:
+    if isinstance(value, _OmittedFloat):
+        return value
     return _positive_number("duration", value)
 
 
 def _fps(value: object) -> float:
+    if isinstance(value, _OmittedFloat):
+        return value
     return _positive_number("fps", value)
 
 
@@ -202,9 +243,11 @@ class VideoRequest:
 
     prompt: str = attrs.field(converter=_prompt)
     negative_prompt: str | None = attrs.field(default=None, converter=_negative_prompt)
-    duration: float = attrs.field(default=5.0, converter=_duration)
-    fps: float = attrs.field(default=30.0, converter=_fps)
-    size: str = attrs.field(default="1280*720", converter=_normalize_size)
+    #: Left out, `duration`, `fps` and `size` take the provider's declared defaults at the
+    #: pipeline's gate (5 s, 30 fps and 1280*720 where a provider declares none).
+    duration: float = attrs.field(default=DEFAULT_DURATION, converter=_duration)
+    fps: float = attrs.field(default=DEFAULT_FPS, converter=_fps)
+    size: str = attrs.field(default=DEFAULT_SIZE, converter=_normalize_size)
     seed: int | None = attrs.field(default=None, converter=_seed)
     reference_image: str | bytes | None = attrs.field(default=None, converter=_reference_image, repr=False)
     motion_strength: float | None = attrs.field(default=None, converter=_motion_strength)
@@ -283,3 +326,19 @@ class VideoResult:
     cached: bool = False
     warnings: list[str] = attrs.field(factory=list, converter=string_list, hash=False)
     usage: dict[str, Any] = attrs.field(factory=dict, converter=plain_dict, hash=False)
+
+
+def with_provider_defaults(request: VideoRequest, capabilities: Any) -> VideoRequest:
+    """`request` with each omitted `duration`, `fps` and `size` set to the provider's declared
+    default (`Capabilities.default_*`), or to the plain fixed default where it declares none."""
+    changes: dict[str, Any] = {}
+    for name, declared in (
+        ("duration", getattr(capabilities, "default_duration", None)),
+        ("fps", getattr(capabilities, "default_fps", None)),
+        ("size", getattr(capabilities, "default_size", None)),
+    ):
+        value = getattr(request, name)
+        if is_omitted(value):
+            plain = str(value) if name == "size" else float(value)
+            changes[name] = declared if declared is not None else plain
+    return attrs.evolve(request, **changes) if changes else request

@@ -13,8 +13,7 @@ ReelgenError
 │   │   └── ContentRejected         content moderation
 │   ├── TransientError            worth retrying with backoff (.retry_after)            (exit 4)
 │   │   └── RateLimited             throttled (429)
-│   ├── SubmissionUnknown         the create call may or may not have made a billed job (exit 4)
-│   │                               (.job_id: the journal entry to resume; .candidates)
+│   ├── SubmissionUnknown         the create may have made a billed job (.job_id, .candidates) (exit 4)
 │   └── ProviderFailed            the job failed for good                              (exit 4)
 │       └── TaskExpired             the provider no longer knows the task (expired)
 ├── GenerationTimeout           the overall deadline passed; the remote job may still run (exit 4)
@@ -22,8 +21,7 @@ ReelgenError
 └── StorageError                the video could not be downloaded or stored            (exit 4)
     ├── IntegrityError            the file is not what it claims (not an MP4, too big, truncated)
     │   └── TooLarge                over the storage cap (storage.max_bytes); never retried
-    └── DeliveryFailed            paid and finished at the provider, not yet stored (.job_id):
-                                  `reelgen jobs resume ID` finishes it
+    └── DeliveryFailed            paid, not yet stored (.job_id): `reelgen jobs resume ID`
 ```
 
 Secrets never appear here: errors carry the provider's code, message and request id,

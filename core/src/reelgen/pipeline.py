@@ -23,7 +23,7 @@ import attrs
 from . import _hooks
 from .cachekey import cache_key
 from .config import Config, load_config
-from .contract import VideoRequest, VideoResult
+from .contract import VideoRequest, VideoResult, with_provider_defaults
 from .errors import ValidationError
 from .images import ImageData, image_key, resolve_image
 from .jobs import EventCallback, Job, in_flight, job_from_record
@@ -69,6 +69,7 @@ def _installed() -> set[str]:
 def _gate(request: VideoRequest, provider: Provider, strict: bool) -> _Gate:
     """Everything checked offline, the reference image read exactly once."""
     check_option_namespaces(request, provider.name, _installed())
+    request = with_provider_defaults(request, provider.capabilities)
     image = resolve_image(request.reference_image)
     if image is not None:
         # The bytes checked and hashed are the bytes sent: the provider never re-reads the file.
@@ -96,6 +97,8 @@ def request_key(request: VideoRequest, provider: str | Provider | None = None, *
     """The cache key `request` has with this provider (see `reelgen.cachekey`)."""
     config = config or load_config()
     chosen = _provider(provider, config)
+    # As the gate does: the provider's defaults for omitted fields, the image's content hash.
+    request = with_provider_defaults(request, chosen.capabilities)
     return cache_key(request, provider=chosen.name, model=chosen.capabilities.model)
 
 
