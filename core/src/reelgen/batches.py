@@ -37,17 +37,20 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from .config import Config, load_config
 from .contract import VideoRequest, VideoResult
-from .errors import Cancelled, ReelgenError, ValidationError
+from .errors import Cancelled, ProviderFailed, ReelgenError, ValidationError
 from .events import Event
 from .manifest import ManifestRow, RowProblem, rows_from_requests
 from .pricing import Cost, billed_cost, estimate
 from .provider import Provider
+
+if TYPE_CHECKING:
+    from .jobs import Job
 
 __all__ = [
     "BatchPlan",
@@ -93,6 +96,8 @@ class RowOutcome:
     def state(self) -> str:
         if self.result is not None:
             return "succeeded"
+        if isinstance(self.error, ValidationError) and self.error.field == "max_cost":
+            return "not_submitted"
         return "cancelled" if isinstance(self.error, Cancelled) else "failed"
 
     def to_line(self) -> dict[str, Any]:
@@ -255,7 +260,7 @@ async def run_row(
     submitted again, unless the provider shows it was cancelled (then nothing was billed
     and the row is submitted afresh). `on_job` hears the job id as soon as the job exists.
     """
-    from .pipeline import resume, submit
+    from .pipeline import resume
     from .registry import get_provider
 
     chosen = provider or get_provider(row.provider, config=config)
@@ -271,14 +276,16 @@ async def run_row(
                     raise
                 log.info("row %s: job %s was cancelled at the provider; submitting it again", row.id, job_id)
         if result is None:
-            job = await submit(
-                row.request, chosen, config=config, strict=strict, use_cache=use_cache, on_event=on_event
+
+            def created(new_id: str) -> None:
+                nonlocal current, started
+                current, started = new_id, time.monotonic()
+                if on_job is not None:
+                    on_job(new_id)
+
+            result = await _generate(
+                row, chosen, config, strict=strict, use_cache=use_cache, on_event=on_event, on_job=created
             )
-            current = job.id
-            if current is not None and on_job is not None:
-                on_job(current)
-            started = time.monotonic()
-            result = await job.wait()
     except ReelgenError as exc:
         return RowOutcome(id=row.id, error=exc, job_id=current or getattr(exc, "job_id", None))
     cost = billed_cost(result, chosen, config, row.request)
@@ -286,6 +293,47 @@ async def run_row(
     elapsed = None if result.cached else time.monotonic() - started
     tier = cost.tier if cost is not None else None
     return RowOutcome(id=row.id, result=result, job_id=job_id_done, cost=cost, elapsed=elapsed, tier=tier)
+
+
+async def _generate(
+    row: ManifestRow,
+    provider: Provider,
+    config: Config,
+    *,
+    strict: bool,
+    use_cache: bool,
+    on_event: Callable[[Event], Any] | None,
+    on_job: Callable[[str], None],
+) -> VideoResult:
+    """Submit and wait; once more when it adopted an orphan the provider proved was never created.
+
+    A process killed between journaling a row and its create leaves a `submitting` entry;
+    the next submit of the same request adopts it, the provider's task list shows no task
+    (nothing was created or billed), the entry ends failed, and the row is submitted anew.
+    """
+    from .pipeline import submit
+
+    for attempt in (1, 2):
+        adopted = False
+
+        def watch(event: Event) -> Any:
+            nonlocal adopted
+            if event.kind == "attached" and event.data.get("why") == "adopted":
+                adopted = True
+            return on_event(event) if on_event is not None else None
+
+        job: Job | None = None
+        try:
+            job = await submit(row.request, provider, config=config, strict=strict, use_cache=use_cache, on_event=watch)
+            if job.id is not None:
+                on_job(job.id)
+            return await job.wait()
+        except ProviderFailed:
+            never_created = adopted and (job is None or job.task_id is None)
+            if attempt == 2 or not never_created:
+                raise
+            log.info("row %s: the orphaned entry it adopted was never created; submitting it", row.id)
+    raise AssertionError("unreachable")
 
 
 # -- progress -------------------------------------------------------------------------------------
@@ -298,7 +346,10 @@ class BatchProgress:
     total: int
     done: int
     failed: int
+    #: Running at the provider (holding one of the account's slots).
     running: int
+    #: Finished at the provider, being downloaded and stored (the slot is free again).
+    delivering: int
     queued: int
     waiting: int
     #: Rows not started yet (including those about to ask for a slot).
@@ -380,6 +431,9 @@ class _Runner:
         self.cancelled_remote: set[str] = set()
         self.left_running: set[str] = set()
         self._windows: dict[str, tuple[int, int | None]] = {}
+        #: The worst billed/estimated cost ratio seen (1: bills matched the estimates).
+        self._price_ratio = 1.0
+        self._budget_stopped = False
         #: Per provider, rows past `_slot_free` whose job does not exist yet.
         self._admitted: dict[str, int] = {}
         self._admitting: set[str] = set()
@@ -430,7 +484,8 @@ class _Runner:
             total=len(self.states),
             done=done,
             failed=failed,
-            running=counts["running"] + counts["delivering"],
+            running=counts["running"],
+            delivering=counts["delivering"],
             queued=counts["queued"],
             waiting=counts["waiting"],
             pending=counts["pending"] + counts["starting"],
@@ -507,11 +562,28 @@ class _Runner:
     # -- running ----------------------------------------------------------------------------------
 
     def _over_budget(self, planned: PlannedRow) -> bool:
+        """Would submitting `planned` take the spend past the budget?
+
+        Spend is what finished rows were billed plus what rows in flight will cost; both are
+        estimates scaled by the worst billed/estimated ratio seen so far, so a batch priced
+        too low (prices went up, the provider bills more than it declared) stops as soon
+        as a bill shows it.
+        """
         if self.max_cost is None:
             return False
+        ratio = self._price_ratio
         cost = planned.estimate.amount if planned.estimate is not None else 0.0
-        committed = self.spent + sum(self.in_flight.values())
-        return committed + cost > self.max_cost + 1e-9
+        committed = self.spent + ratio * sum(self.in_flight.values())
+        return committed + ratio * cost > self.max_cost + 1e-9
+
+    def _stop_for_budget(self, planned: PlannedRow) -> RowOutcome:
+        self._budget_stopped = True
+        money = f"{self.max_cost:g} {self.currency or ''}".strip()
+        self.stopped = f"budget: submitting row {planned.row.id} could take the spend past {money}"
+        return RowOutcome(
+            id=planned.row.id,
+            error=ValidationError(f"{self.stopped}; not submitted", field="max_cost"),
+        )
 
     def _admitted_done(self, planned: PlannedRow) -> None:
         if planned.row.id in self._admitting:
@@ -558,7 +630,6 @@ class _Runner:
     async def _one(self, planned: PlannedRow) -> RowOutcome:
         row_id = planned.row.id
         self.states[row_id] = "starting"
-        self.in_flight[row_id] = planned.estimate.amount if planned.estimate is not None else 0.0
         self._update()
         job_id = self.known_jobs.get(row_id)
         try:
@@ -566,6 +637,10 @@ class _Runner:
                 await self._slot_free(planned)
                 if self._stopping:
                     raise asyncio.CancelledError
+                # Checked at the last moment, with every bill that arrived while this row waited.
+                if self._budget_stopped or self._over_budget(planned):
+                    return self._stop_for_budget(planned)
+            self.in_flight[row_id] = planned.estimate.amount if planned.estimate is not None else 0.0
             outcome = await run_row(
                 planned.row,
                 self.config,
@@ -596,13 +671,16 @@ class _Runner:
     def _finish(self, planned: PlannedRow, outcome: RowOutcome) -> None:
         row_id = planned.row.id
         interrupted = self._stopping and isinstance(outcome.error, Cancelled)
-        if interrupted:
+        if interrupted or outcome.state == "not_submitted":
             # Stopped by us: not a final state; the next run picks it up (or submits it afresh).
             self.states[row_id] = "pending"
         else:
             self.states[row_id] = "succeeded" if outcome.result is not None else "failed"
             if outcome.cost is not None:
                 self.spent += outcome.cost.amount
+                estimated = planned.estimate.amount if planned.estimate is not None else 0.0
+                if estimated > 0 and outcome.cost.amount > 0:
+                    self._price_ratio = max(self._price_ratio, outcome.cost.amount / estimated)
             if outcome.elapsed is not None:
                 self.eta.learn(planned.provider.name, outcome.tier, planned.row.request.duration, outcome.elapsed)
             if self.results is not None:
@@ -610,17 +688,8 @@ class _Runner:
         self._update()
 
     async def _worker(self, rows: deque[PlannedRow]) -> None:
-        while rows and not self._stopping:
-            planned = rows[0]
-            if self._over_budget(planned):
-                self.stopped = (
-                    f"budget: {self.max_cost:g} {self.currency or ''} would be exceeded; "
-                    f"{len(rows)} row(s) of this provider not submitted"
-                ).replace("  ", " ")
-                rows.clear()
-                self._update()
-                return
-            rows.popleft()
+        while rows and not self._stopping and not self._budget_stopped:
+            planned = rows.popleft()
             task = asyncio.ensure_future(self._one(planned))
             self.tasks[planned.row.id] = task
             try:

@@ -95,8 +95,22 @@ def _outcome_line(outcome: RowOutcome) -> str:
     "(in the rows' currency).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option(
+    "--queue",
+    is_flag=True,
+    help="Send the rows to `reelgen worker` processes (Dramatiq on REELGEN_REDIS_URL) and follow them "
+    "until the results file is complete.",
+)
+@click.option("--no-wait", is_flag=True, help="With --queue: return once the rows are sent.")
 def batch(
-    manifest: Path, out: Path | None, dry_run: bool, skip_invalid: bool, max_cost: float | None, as_json: bool
+    manifest: Path,
+    out: Path | None,
+    dry_run: bool,
+    skip_invalid: bool,
+    max_cost: float | None,
+    as_json: bool,
+    queue: bool = False,
+    no_wait: bool = False,
 ) -> None:
     """Generate every row of MANIFEST (JSONL or CSV, one request per row) at the account's pace.
 
@@ -144,6 +158,11 @@ def batch(
     except ReelgenError as exc:
         fail(exc, as_json=as_json)
     results = out if out is not None else default_results_path(manifest)
+    if queue:
+        from .worker import run_queued
+
+        run_queued(plan, config, results, manifest=manifest, wait=not no_wait, as_json=as_json)
+        return
     _run(plan, config, results, manifest=manifest, max_cost=max_cost, skip_invalid=skip_invalid, as_json=as_json)
 
 
@@ -199,7 +218,7 @@ def _run(
                 on_event=reporter.on_event,
                 interrupt=stop,
             ):
-                if received and outcome.state == "cancelled":
+                if (received and outcome.state == "cancelled") or outcome.state == "not_submitted":
                     continue
                 outcomes.append(outcome)
                 reporter.note(_outcome_line(outcome))

@@ -202,10 +202,11 @@ def _money(amount: float, currency: str | None) -> str:
 
 
 def describe_batch(progress: BatchProgress) -> str:
-    """One line: "12/50 done, 5 running, 0 queued, 3 waiting for a slot, 1 failed, 30 to go; spent ..."."""
+    """One line: "12/50 done, 5 running, 1 downloading, 0 queued at the provider, 3 waiting for a slot, ..."."""
     parts = [
         f"{progress.done}/{progress.total} done",
         f"{progress.running} running",
+        f"{progress.delivering} downloading",
         f"{progress.queued} queued at the provider",
         f"{progress.waiting} waiting for a slot",
         f"{progress.failed} failed",
@@ -279,7 +280,15 @@ class BatchReporter:
             self._display.update(Text(line + (f"\n{line_note}" if line_note else "")))
             return
         # A line per change of the counts (not of the ETA or spend alone).
-        key = (progress.done, progress.failed, progress.running, progress.queued, progress.waiting, progress.pending)
+        key = (
+            progress.done,
+            progress.failed,
+            progress.running,
+            progress.delivering,
+            progress.queued,
+            progress.waiting,
+            progress.pending,
+        )
         if key != self._last_key and self._lines is not None:
             self._last_key = key
             self._lines.print(line)
