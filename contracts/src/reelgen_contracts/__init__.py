@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from . import strategies
     from ._harness import Generation, Harness
+    from ._values import InvalidRequest
     from .images import ImageServer
     from .sandbox import FAULT_KINDS, ExpectedFault, FaultInjector, Sandbox
-    from .strategies import Budget, InvalidRequest
+    from .strategies import Budget
     from .suite import ProviderContract, override
     from .witnesses import BillingGuardError, CountingProvider, SocketAudit
 
@@ -59,7 +60,7 @@ _WHERE = {
     "Generation": "_harness",
     "Harness": "_harness",
     "ImageServer": "images",
-    "InvalidRequest": "strategies",
+    "InvalidRequest": "_values",
     "ProviderContract": "suite",
     "Sandbox": "sandbox",
     "SocketAudit": "witnesses",

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from hypothesis import strategies as st
 
+from ._values import MAX_SEED, MAX_SIDE, InvalidRequest, requirement_value
 from .images import DUMMY_HOST, default_image_dir, encode_image, image_as, oversized_image
-from .strategies import MAX_SEED, MAX_SIDE, InvalidRequest
 
 if TYPE_CHECKING:
     from reelgen.capabilities import Capabilities, OptionSpec
@@ -318,12 +318,10 @@ def _some_value(spec: OptionSpec) -> Any:
 
 
 def _requirements(specs: Mapping[str, OptionSpec], spec: OptionSpec) -> dict[str, Any]:
-    from .strategies import _typed
-
     needs: dict[str, Any] = {}
     for requirement in spec.requires:
         other, _, wanted = requirement.partition("=")
-        value = _typed(specs[other], wanted) if other in specs else None
+        value = requirement_value(specs[other], wanted) if other in specs else None
         if value is not None:
             needs[other] = value
     return needs

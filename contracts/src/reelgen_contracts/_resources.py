@@ -33,6 +33,8 @@ __all__ = ["MEMORY_SLACK", "ResourceWatch", "memory_bound", "time_bound"]
 MEMORY_SLACK = 256 * 1024 * 1024
 #: Raw RGB frames (of the requested size) a provider may hold at once beyond the slack.
 FRAMES_HELD = 32
+#: Copies of the reference image's file (its bytes, read, base64'd, hashed) a run may hold.
+IMAGE_FILE_COPIES = 6
 #: Seconds any generation may take, and seconds per million frame pixels (a 720p second
 #: at 30 fps is 28 million): about a hundred times what a local render needs.
 TIME_SLACK = 60.0
@@ -58,10 +60,30 @@ def _image_pixels(request: VideoRequest) -> int:
         return 0
 
 
+def _image_bytes(request: VideoRequest) -> int:
+    image = request.reference_image
+    if isinstance(image, (bytes, bytearray)):
+        return len(image)
+    if image is None:
+        return 0
+    text = str(image)
+    if text.startswith("data:"):
+        return len(text)
+    if text.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        text = unquote(urlparse(text).path)
+    try:
+        return Path(text).stat().st_size
+    except (OSError, ValueError):
+        return 0  # a remote URL: its size is not known here
+
+
 def memory_bound(request: VideoRequest) -> int:
     """Bytes of peak resident memory one generation of `request` may add."""
-    # A decoded reference image (RGBA), a few working copies of it.
-    return MEMORY_SLACK + FRAMES_HELD * _frame_bytes(request) + 8 * 4 * _image_pixels(request)
+    # The reference image's file, read and copied a few times; decoded (RGBA), a few working copies.
+    image = IMAGE_FILE_COPIES * _image_bytes(request) + 8 * 4 * _image_pixels(request)
+    return MEMORY_SLACK + FRAMES_HELD * _frame_bytes(request) + image
 
 
 def time_bound(request: VideoRequest) -> float:

@@ -31,7 +31,7 @@ import math
 import string
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -116,8 +116,8 @@ __all__ = [
     "video_results",
 ]
 
-MAX_SEED = 2**63 - 1
-MAX_SIDE = 16384
+from ._values import MAX_SEED, MAX_SIDE, InvalidRequest  # noqa: E402 - re-exported; after the hook too
+from ._values import requirement_value as _typed  # noqa: E402
 
 #: Prompts a person would write, in several scripts, with punctuation JSON has to escape.
 SAMPLE_PROMPTS = (
@@ -373,35 +373,6 @@ def reference_images(
 # -- provider options ------------------------------------------------------------------
 
 
-def _typed(spec: OptionSpec, text: str) -> Any:
-    """The value `spec` takes for `requires` text: `"other=text"`, or a set (truthy) value for bare `"other"`."""
-    if not text:
-        return _truthy(spec)
-    if spec.type == "bool":
-        return text.strip().lower() in ("true", "1", "yes")
-    if spec.type == "int":
-        return int(text)
-    if spec.type == "float":
-        return float(text)
-    return text
-
-
-def _truthy(spec: OptionSpec) -> Any:
-    """A valid value of `spec` that counts as set (truthy), or None if it has none."""
-    if spec.choices is not None:
-        return next((c for c in spec.choices if c), None)
-    if spec.type == "bool":
-        return True
-    if spec.type == "str":
-        return spec.default or None
-    low = spec.minimum if spec.minimum is not None else -math.inf
-    high = spec.maximum if spec.maximum is not None else math.inf
-    for candidate in (1, high, low):
-        if math.isfinite(candidate) and low <= candidate <= high and candidate:
-            return int(candidate) if spec.type == "int" and float(candidate).is_integer() else candidate
-    return None
-
-
 def option_values(spec: OptionSpec) -> st.SearchStrategy[Any]:
     """Values `spec` accepts (its choices, or its type within its bounds)."""
     if spec.choices is not None:
@@ -550,37 +521,6 @@ def expected_warnings(request: VideoRequest, caps: Capabilities) -> frozenset[st
 
 
 # -- invalid requests ------------------------------------------------------------------
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:60] + f"... ({len(text)} chars)"
-
-
-@attrs.frozen(kw_only=True, repr=False)
-class InvalidRequest:
-    """A request broken in exactly one field.
-
-    `stage="construct"`: `VideoRequest(**fields)` itself raises `ValidationError`.
-    `stage="capabilities"`: the request is well formed, but the provider cannot take it;
-    validation must raise `ValidationError` before anything is sent.
-    """
-
-    field: str
-    reason: str
-    fields: Mapping[str, Any]
-    stage: Literal["construct", "capabilities"]
-
-    def build(self) -> VideoRequest:
-        from reelgen.contract import VideoRequest
-
-        return VideoRequest(**dict(self.fields))
-
-    def __repr__(self) -> str:
-        return (
-            f"InvalidRequest({self.stage}: {self.field} — {self.reason}; "
-            f"{self.field}={_short(self.fields.get(self.field))})"
-        )
 
 
 def invalid_requests(

@@ -119,4 +119,5 @@ def sandbox(directory: Path) -> Iterator[Sandbox]:
             billed_jobs=lambda: int(emulator.counters()["tasks_created"]),
             faults=EmulatorFaults(emulator, key_file),
             received=_received(emulator),
+            time_scale=TIME_SCALE,  # poll counts are judged in the emulator's (faster) time
         )
