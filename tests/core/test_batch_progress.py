@@ -1,0 +1,81 @@
+"""Progress without a terminal: one line per state change, the real state named, a heartbeat in silences."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from reelgen.batches import BatchProgress
+from reelgen.cli.progress import BatchReporter, ProgressReporter, describe_batch
+from reelgen.events import Event
+
+
+def _event(kind: str, job_id: str | None = "bailian_wan:t1", **data: object) -> Event:
+    return Event(kind=kind, provider="bailian_wan", job_id=job_id, data=data)  # type: ignore[arg-type]
+
+
+def _progress(**changes: object) -> BatchProgress:
+    fields: dict[str, object] = {
+        "total": 10,
+        "done": 2,
+        "failed": 1,
+        "running": 5,
+        "delivering": 0,
+        "queued": 0,
+        "waiting": 2,
+        "pending": 0,
+        "spent": 1.2,
+        "committed": 4.2,
+        "currency": "CNY",
+        "budget": 6.0,
+        "eta": 95.0,
+    }
+    fields.update(changes)
+    return BatchProgress(**fields)  # type: ignore[arg-type]
+
+
+def test_a_single_generation_names_what_it_waits_for(capsys: pytest.CaptureFixture[str]) -> None:
+    with ProgressReporter(heartbeat=60) as reporter:
+        reporter(_event("estimate", job_id=None, amount=1.5, currency="CNY", basis="5 s x 0.3 CNY/s (720P)"))
+        reporter(_event("waiting", job_id=None, reason="slot", in_use=5, limit=5))
+        reporter(_event("retrying", job_id=None, step="submit", attempt=2, delay=1.5, reason="connection reset"))
+        reporter(_event("submitted", task_id="t1"))
+        reporter(_event("status", state="queued", raw_status="PENDING"))
+        reporter(_event("progress", phase="generating", fraction=0.1, elapsed=3.0, eta=None))
+        reporter(_event("status", state="running", raw_status="RUNNING"))
+    lines = capsys.readouterr().err.splitlines()
+    text = "\n".join(lines)
+    assert "estimate 1.5 CNY: 5 s x 0.3 CNY/s (720P)" in text
+    assert "waiting for a slot: 5/5 in use" in text
+    assert "retrying submit (attempt 2) in 1.5 s: connection reset" in text
+    assert "queued at bailian_wan, job bailian_wan:t1" in text
+    assert "running at bailian_wan (RUNNING)" in text
+    # A status that does not change the state prints nothing: submitted, then PENDING, is one queued line.
+    assert sum("] queued" in line for line in lines) == 1
+
+
+def test_a_batch_prints_a_line_per_change_and_none_for_repeats(capsys: pytest.CaptureFixture[str]) -> None:
+    with BatchReporter(heartbeat=60) as reporter:
+        reporter.on_update(_progress())
+        reporter.on_update(_progress(spent=1.3))  # spend alone: no new line
+        reporter.on_update(_progress(done=3, running=4))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert "2/10 done, 5 running, 0 downloading, 0 queued at the provider, 2 waiting for a slot, 1 failed" in lines[0]
+    assert "spent 1.20 CNY (+3.00 CNY in flight) of 6.00 CNY budget; ETA 1:35" in lines[0]
+
+
+def test_silence_gets_a_heartbeat(capsys: pytest.CaptureFixture[str]) -> None:
+    with BatchReporter(heartbeat=0.2) as reporter:
+        reporter.on_update(_progress())
+        time.sleep(1.0)
+    lines = capsys.readouterr().err.splitlines()
+    beats = [line for line in lines if "] still " in line]
+    assert beats, lines
+    assert "still 2/10 done" in beats[0]
+
+
+def test_an_eta_is_shown_only_once_it_is_learned() -> None:
+    assert describe_batch(_progress(eta=None)).endswith("ETA learning")
+    assert "ETA" not in describe_batch(_progress(done=9, failed=1, running=0, waiting=0))
