@@ -304,3 +304,25 @@ async def test_warnings_are_announced_before_anything_is_submitted(config, serve
     kinds = [e.kind for e in events]
     assert "warning" in kinds and kinds.index("warning") < kinds.index("submitted")
     assert "10 fps" in next(e for e in events if e.kind == "warning").data["message"]
+
+
+class _SlowSubmit(FakeProvider):
+    async def submit(self, request):
+        self.calls.append("submit-started")
+        await asyncio.sleep(0.3)
+        return await super().submit(request)
+
+
+async def test_a_caller_attaching_while_the_create_is_in_flight_shares_it(config, server, mp4_bytes):
+    """Issue 8 item 3, in one process: the second caller joins the first's create, not a second one."""
+    provider = _SlowSubmit(Script(url=server.add("/v.mp4", mp4_bytes)))
+    first = asyncio.create_task(reelgen.agenerate(_request(), provider, config=config))
+    for _ in range(600):
+        if "submit-started" in provider.calls:
+            break
+        await asyncio.sleep(0.01)
+    events = []
+    second = await reelgen.agenerate(_request(), provider, config=config, on_event=events.append)
+    assert (await first).video_url == second.video_url
+    assert provider.calls.count("submit") == 1
+    assert any(e.kind == "attached" and e.data["why"] == "single-flight" for e in events)

@@ -159,6 +159,8 @@ class Job:
         self._error: BaseException | None = None
         #: When the last create was sent (Unix time), to search the provider's task list around it.
         self._sent_at: float | None = None
+        #: The create in flight (`begin`): callers that attach meanwhile wait for it.
+        self._starting: asyncio.Future[None] | None = None
 
     # -- public face -----------------------------------------------------------------
 
@@ -373,6 +375,8 @@ class Job:
             _flights[(id(asyncio.get_running_loop()), self.key)] = self
 
     async def _run(self) -> VideoResult:
+        if self._starting is not None and not self._starting.done():
+            await asyncio.shield(self._starting)  # attached while the create was in flight
         if self._mode == "follow":
             followed = await self._follow()
             if followed is not None:
@@ -382,6 +386,8 @@ class Job:
             if self._result is not None:
                 return self._result
         output = await self._poll_until_done()
+        # The task has ended at the provider: its account slot is free now, not after delivery.
+        await asyncio.shield(self._release(terminal=True))
         return await self._deliver(output)
 
     # -- creating ----------------------------------------------------------------------
@@ -395,8 +401,13 @@ class Job:
             job_id=None,
         )
 
+    async def begin(self) -> None:
+        """Send the create, so that callers attaching meanwhile wait for it. Called by `submit`."""
+        self._starting = asyncio.ensure_future(self.start())
+        await self._starting
+
     async def start(self) -> None:
-        """Send the create (the entry is already journaled as `submitting`). Called by `submit`."""
+        """Send the create (the entry is already journaled as `submitting`)."""
         assert self.request is not None
         try:
             governor, account, limits = self._governor()

@@ -185,7 +185,7 @@ async def submit(
     if journal is not None:
         job.emit("journaled", entry_id=entry.id)
     job.register()
-    await job.start()
+    await job.begin()
     return job
 
 
