@@ -19,8 +19,8 @@ from reelgen.errors import (
     SubmissionUnknown,
     ValidationError,
 )
-from reelgen.probe import probe_video
 from reelgen.journal import get_journal
+from reelgen.probe import probe_video
 from tests.helpers.fake_provider import FakeProvider, Script, transient
 from tests.helpers.server import FileServer, file_server
 
