@@ -51,6 +51,12 @@ def test_names_that_cannot_be_a_provider_are_refused(tmp_path: Path, name: str) 
     assert not any(tmp_path.iterdir())
 
 
+def test_it_says_how_to_install_the_folder_not_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["new-provider", "acme"])
+    assert result.exit_code == 0 and "pip install ./acme && pytest --reelgen-provider acme" in result.output
+
+
 def test_it_never_writes_over_an_existing_folder(tmp_path: Path) -> None:
     (tmp_path / "acme").mkdir()
     (tmp_path / "acme" / "mine.txt").write_text("keep")

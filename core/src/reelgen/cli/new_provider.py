@@ -101,4 +101,6 @@ def new_provider(name: str, directory: Path) -> None:
     target = render_plugin(name, directory)
     values = _values(name)
     click.echo(f"created {target} ({values['dist']}, import {values['package']})")
-    click.echo(f"next: pip install {target} && pytest --reelgen-provider {name}")
+    # "./" keeps pip from looking the folder's name up on an index.
+    where = str(target) if target.is_absolute() else f"./{target}"
+    click.echo(f"next: pip install {where} && pytest --reelgen-provider {name}")
