@@ -532,7 +532,9 @@ class _Runner:
         def observe(event: Event) -> None:
             data = event.data
             before = self.states.get(row_id)
-            if event.kind == "waiting":
+            if event.kind == "waiting" and data.get("reason") == "query_rate":
+                pass  # a running row pacing its status queries: still running
+            elif event.kind == "waiting":
                 self.states[row_id] = "waiting"
                 in_use, limit = data.get("in_use"), data.get("limit")
                 what = {"slot": "a slot", "submit_rate": "the submit rate", "query_rate": "the query rate"}
@@ -554,7 +556,7 @@ class _Runner:
                     self.on_event(row_id, event)
                 except Exception:
                     log.exception("batch event callback failed")
-            if self.states.get(row_id) != before or event.kind in ("waiting", "retrying"):
+            if self.states.get(row_id) != before or event.kind == "retrying":
                 self._update()
 
         return observe

@@ -297,7 +297,7 @@ class BatchReporter:
         data = event.data
         if event.kind == "retrying":
             self.note(f"row {row_id}: {describe_retry(data)}")
-        elif event.kind == "waiting" and self._lines is not None:
+        elif event.kind == "waiting" and data.get("reason") != "query_rate" and self._lines is not None:
             text = f"row {row_id}: {describe_wait(data)}"
             if text != self._last_line:
                 self._last_line = text
