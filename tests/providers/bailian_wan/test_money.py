@@ -274,3 +274,39 @@ async def test_the_reference_image_is_read_once(dashscope_emulator, wide_photo, 
     finally:
         counter.path = None
     assert counter.count == 1
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_an_owner_killed_mid_create_is_reconciled_by_the_next_request(dashscope_emulator, wide_photo, tmp_path):
+    """Items 3/4: the entry says `submitting` and its process is gone: the create may have
+    happened. The next identical request adopts the entry and finds the task in the list."""
+    import time
+
+    from reelgen.journal import JournalEntry, Owner, new_entry_id
+
+    config = make_config(tmp_path)
+    provider = provider_for(dashscope_emulator)
+    key = reelgen.request_key(request(wide_photo), provider, config=config)
+    dead = Owner(host=Owner.current().host, pid=2**22 + 4321, started=1.0)
+    now = time.time()
+    orphan = JournalEntry(
+        id=new_entry_id(),
+        provider="bailian_wan",
+        model=provider.capabilities.model,
+        key=key,
+        state="submitting",
+        owner=dead,
+        submitted_at=now,
+        updated_at=now,
+        heartbeat=now,
+        request={"prompt": "waves against a lighthouse", "duration": 2.0, "fps": 30.0, "size": "1280*720"},
+    )
+    get_journal(config).open(orphan)
+    made = await provider.submit(request(wide_photo))  # what the dead process had sent
+    events = []
+    result = await reelgen.agenerate(
+        request(wide_photo), provider_for(dashscope_emulator), config=config, on_event=events.append
+    )
+    assert result.task_id == made.task_id and created(dashscope_emulator) == 1
+    assert get_journal(config).get(orphan.id).state == "succeeded"
+    assert [e.data["why"] for e in events if e.kind == "attached"] == ["adopted", "adopted"]
