@@ -325,3 +325,16 @@ def test_rendering_and_probing_need_no_numpy(tmp_path: Path) -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert run.stdout.strip() == "False"
+
+
+def test_a_large_picture_decoded_by_ffmpeg_matches_pillow(picture: Image.Image) -> None:
+    from reelgen.render import _decode_reduced
+
+    big = picture.resize((800, 600), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    big.save(buffer, "PNG")
+    reduced = _decode_reduced(buffer.getvalue(), (200, 150))
+    assert reduced is not None and (reduced.mode, reduced.size) == ("RGB", (200, 150))
+    expected = big.resize((200, 150), Image.Resampling.BOX)
+    assert _difference(reduced.tobytes(), expected.tobytes()) < 2.0
+    assert _decode_reduced(b"not a picture at all", (10, 10)) is None

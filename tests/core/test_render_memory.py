@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 LIMIT_MB = 300
 
@@ -30,11 +29,20 @@ print(json.dumps({"frames": frames, "peak_mb": resource.getrusage(resource.RUSAG
 """
 
 
+_PICTURE = """
+import sys
+from PIL import Image
+path, width, height = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+Image.effect_mandelbrot((width, height), (-2.0, -1.2, 1.0, 1.2), 40).convert("RGB").save(path)
+"""
+
+
 def _peak_mb(tmp_path: Path, picture: tuple[int, int], frame: tuple[int, int], fps: float, duration: float) -> float:
     source = tmp_path / f"{picture[0]}x{picture[1]}.png"
     if not source.exists():
-        # Textured, so every frame of the move differs (nothing an encoder can skip).
-        Image.effect_mandelbrot(picture, (-2.0, -1.2, 1.0, 1.2), 40).convert("RGB").save(source)
+        # Textured, so every frame of the move differs (nothing an encoder can skip); made in
+        # a child too, so a large picture never swells the test process.
+        subprocess.run([sys.executable, "-c", _PICTURE, str(source), *map(str, picture)], timeout=300, check=True)
     run = subprocess.run(
         [sys.executable, "-c", _CHILD, str(source), str(tmp_path / "out.mp4"), *map(str, (*frame, fps, duration))],
         capture_output=True,
@@ -58,6 +66,7 @@ def _peak_mb(tmp_path: Path, picture: tuple[int, int], frame: tuple[int, int], f
         ((240, 8000), (240, 8304), 30, 1.0),  # the emulator's thinnest picture at 1080P
         ((8000, 240), (8304, 240), 30, 1.0),
         ((2400, 2400), (1440, 1440), 30, 1.0),  # the emulator's largest frame area (1080P)
+        ((8000, 8000), (1440, 1440), 30, 1.0),  # the emulator's largest picture, a PNG
         ((16, 4000), (3840, 2160), 30, 1.0),  # a thin picture into a 4K UHD frame
         ((16, 4000), (640, 16), 120, 60.0),  # the preview's longest video: 7200 frames
     ],
