@@ -21,7 +21,7 @@ It prints:
 - corrupt files: every stored MP4 decoded with PyAV, and its sha256 checked against
   the journal (target 0).
 
-    .venv/bin/python bench/soak.py [--generations 40] [--workers 6] [--kill-every 4] [--seed 7]
+    .venv/bin/python bench/soak.py [--generations 40] [--workers 4] [--kill-every 4] [--seed 7]
 
 Bounded: each child has a timeout and the whole soak a time budget (`--budget`, 300 s).
 """
@@ -104,9 +104,16 @@ class Soak:
             text=True,
         )
 
-    def run(self, *args: str) -> tuple[int, str, str]:
+    def run(self, *args: str, final: bool = False) -> tuple[int, str, str]:
+        """Run the CLI; (exit code, stdout, stderr). -1: not started, the budget is spent; -9: timed out.
+
+        `final` runs (the closing sweep and report) get a full child timeout whatever the budget.
+        """
+        remaining = self.deadline - time.monotonic()
+        if not final and remaining <= 0:
+            return -1, "", "(soak: budget spent, not run)"
         process = self.start(*args)
-        timeout = max(1.0, min(CHILD_TIMEOUT, self.deadline - time.monotonic()))
+        timeout = CHILD_TIMEOUT if final else max(1.0, min(CHILD_TIMEOUT, remaining))
         try:
             out, err = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -115,8 +122,10 @@ class Soak:
             return -9, out, err + "\n(soak: timed out)"
         return process.returncode, out, err
 
-    def journal(self) -> list[dict[str, Any]]:
-        code, out, err = self.run("jobs", "list", "--json")
+    def journal(self, *, final: bool = False) -> list[dict[str, Any]]:
+        code, out, err = self.run("jobs", "list", "--json", final=final)
+        if code != 0 and not final:
+            return []  # as a user would, fall back on running the generation again
         if code != 0:
             raise RuntimeError(f"reelgen jobs list failed ({code}): {err.strip()}")
         entries: list[dict[str, Any]] = json.loads(out)
@@ -138,6 +147,8 @@ class Soak:
             "1280*720",
             "--json",
         )
+        if time.monotonic() >= self.deadline:
+            return -1, "(soak: budget spent, not run)"
         if kill_after is not None:
             process = self.start(*args)
             try:
@@ -175,9 +186,9 @@ class Soak:
 def sweep(soak: Soak) -> dict[str, int]:
     """At the end, `reelgen jobs resume` every job the journal still offers to resume; exit codes counted."""
     codes: collections.Counter[int] = collections.Counter()
-    for entry in soak.journal():
-        if entry.get("resume") and time.monotonic() < soak.deadline:
-            code, _, _ = soak.run("jobs", "resume", entry["ref"], "--json")
+    for entry in soak.journal(final=True):
+        if entry.get("resume"):
+            code, _, _ = soak.run("jobs", "resume", entry["ref"], "--json", final=True)
             codes[code] += 1
     return {str(code): n for code, n in sorted(codes.items())}
 
@@ -238,7 +249,7 @@ def _local(url: str) -> Path | None:
 
 def report(soak: Soak, outcomes: list[tuple[int, str]], seconds: float) -> dict[str, Any]:
     tasks = soak.emulator.tasks()
-    entries = soak.journal()
+    entries = soak.journal(final=True)
     by_task: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for entry in entries:
         if entry.get("task_id"):
@@ -285,10 +296,11 @@ def report(soak: Soak, outcomes: list[tuple[int, str]], seconds: float) -> dict[
     corrupt = [p for p in files if not _decodes(p) or (p.resolve() in recorded and _sha256(p) != recorded[p.resolve()])]
     missing = [p for p in recorded if not p.exists()]
 
-    codes = collections.Counter(code for code, _ in outcomes)
+    codes = collections.Counter(code for code, _ in outcomes if code != -1)
     counters = soak.emulator.counters()
     return {
         "generations": len(outcomes),
+        "not_run_budget_spent": sum(1 for code, _ in outcomes if code == -1),
         "succeeded": codes.get(0, 0),
         "errors_by_exit_code": {str(code): n for code, n in sorted(codes.items()) if code != 0},
         "killed_with_sigkill": soak.kills,
@@ -307,14 +319,14 @@ def report(soak: Soak, outcomes: list[tuple[int, str]], seconds: float) -> dict[
         "journal_states": dict(collections.Counter(e["state"] for e in entries)),
         "faults_injected": counters.get("faults", {}),
         "seconds": round(seconds, 1),
-        "sample_errors": sorted({line for code, line in outcomes if code != 0})[:8],
+        "sample_errors": sorted({line for code, line in outcomes if code not in (0, -1)})[:8],
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--generations", type=int, default=40)
-    parser.add_argument("--workers", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--kill-every", type=int, default=4, help="SIGKILL every Nth generation (0: none).")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--budget", type=float, default=300.0, help="Seconds for the whole soak.")

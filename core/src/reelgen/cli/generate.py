@@ -171,7 +171,8 @@ def _check_output(output: str | None) -> None:
 @click.option(
     "--no-wait",
     is_flag=True,
-    help="Submit, print the job id and exit 0; collect the video later with `reelgen jobs resume ID`.",
+    help="Submit, print the job id and exit 0; collect the video later with `reelgen jobs resume ID` "
+    "(a cached result prints as usual).",
 )
 @click.option(
     "--force",
@@ -224,6 +225,8 @@ def generate(
     from ..errors import ReelgenError
     from ..registry import resolve_provider_name
 
+    if no_wait and output is not None:
+        raise click.UsageError("--output needs the finished video: it cannot be combined with --no-wait")
     try:
         overrides: dict[str, Any] = seconds_overrides(deadline=deadline, queue_timeout=queue_timeout)
         if provider is not None:

@@ -201,13 +201,15 @@ def resume(job_id: str, as_json: bool) -> None:
     An `unknown` job (its create never answered) is first looked for in the provider's task list;
     a `delivery_failed` one is delivered again from the provider's URL while it lasts.
     """
+    from ..config import load_config
     from ..errors import ReelgenError
     from ..journal import validate_ref
     from .generate import check_durable_storage, print_result, run_reported
 
-    config, _ = _journal(as_json)
+    # No journal needed: a job id the journal does not know is still polled, downloaded and stored.
     try:
         validate_ref(job_id)
+        config = load_config()
         check_durable_storage(config)
     except ReelgenError as exc:
         fail(exc, as_json=as_json)
