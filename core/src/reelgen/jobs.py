@@ -304,6 +304,11 @@ class Job:
         self._entry = updated
         self._journaled_state = updated.state
 
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY)
+            await self._journal_update(heartbeat=time.time())
+
     async def _heartbeat(self) -> None:
         now = time.time()
         if now - self._last_heartbeat >= HEARTBEAT_EVERY:
@@ -409,11 +414,15 @@ class Job:
     async def start(self) -> None:
         """Send the create (the entry is already journaled as `submitting`)."""
         assert self.request is not None
+        # Waiting for a slot or a token can take minutes: keep the entry's heartbeat fresh
+        # meanwhile, so no other host takes this live job for an orphan.
+        beating = asyncio.ensure_future(self._beat())
         try:
             governor, account, limits = self._governor()
             self._permit = await governor.acquire(account, limits, deadline_at=self._deadline_at, on_wait=self._on_wait)
             await self._create(governor, account, limits)
         except BaseException as exc:
+            beating.cancel()
             self._unregister()
             if isinstance(exc, asyncio.CancelledError) and self.provider_job is not None:
                 await asyncio.shield(self._interrupted())  # interrupted right after the create
@@ -421,6 +430,7 @@ class Job:
             if isinstance(exc, GenerationTimeout) and self.provider_job is None:
                 await self._journal_update(state="failed", error=str(exc), finished_at=time.time())
             raise
+        beating.cancel()
         assert self.provider_job is not None
         if self._permit is not None:
             await self._permit.bind(self.provider_job.id)
@@ -614,6 +624,8 @@ class Job:
         if entry.job is not None:
             self.provider_job = job_from_record(entry.job)
             await self._journal_update(owner=self._owner, heartbeat=time.time(), error=None)
+            if entry.state in ("delivering", "delivery_failed"):
+                self.emit("attached", job_id=entry.ref, why="delivery")
             return
         # No task id: the owner died during the create, or the reply was lost.
         if await self._reconcile() == "absent":

@@ -170,7 +170,11 @@ async def test_a_delivery_failure_after_payment_is_resumable(dashscope_emulator,
     assert get_journal(small).get(job_id).state == "delivery_failed"
     assert any(e.kind == "delivery_failed" and e.data["resume"] == f"reelgen jobs resume {job_id}" for e in events)
     roomy = make_config(tmp_path)
-    result = await reelgen.resume(job_id, config=roomy, provider=provider_for(dashscope_emulator)).wait()
+    resumed = []
+    result = await reelgen.resume(
+        job_id, config=roomy, provider=provider_for(dashscope_emulator), on_event=resumed.append
+    ).wait()
+    assert any(e.kind == "attached" and e.data["why"] == "delivery" for e in resumed)
     assert result.task_id == job_id.split(":", 1)[1] and Path(result.video_url.removeprefix("file://")).is_file()
     assert get_journal(roomy).get(job_id).state == "succeeded"
     # Cached under the journal's key: the identical request pays nothing more.
