@@ -326,3 +326,32 @@ async def test_a_caller_attaching_while_the_create_is_in_flight_shares_it(config
     assert (await first).video_url == second.video_url
     assert provider.calls.count("submit") == 1
     assert any(e.kind == "attached" and e.data["why"] == "single-flight" for e in events)
+
+
+class _OpaqueData(FakeProvider):
+    async def submit(self, request):
+        import attrs
+
+        job = await super().submit(request)
+        return attrs.evolve(job, data={"handle": object()})
+
+
+async def test_job_data_that_is_not_json_is_refused_loudly_and_the_task_still_journaled(config):
+    """A provider job must be findable from another process: opaque data is a plugin bug, said out loud."""
+    provider = _OpaqueData(Script(states=["running"]))
+    with pytest.raises(reelgen.PluginError, match="not JSON"):
+        await reelgen.submit(_request(), provider, config=config)
+    entry = get_journal(config).get("fake:task-1")
+    assert entry is not None and entry.task_id == "task-1" and entry.job["data"] == {}
+    assert entry.orphaned()  # let go: `reelgen jobs resume` or an identical request picks it up
+
+
+async def test_an_unwritable_journal_stops_the_generation_before_anything_is_paid(config, tmp_path):
+    """No entry, no payment: a journal that cannot be written is loud, before the create."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the journal's folder should be")
+    provider = FakeProvider(Script(states=["running"]))
+    bad = config.evolve(jobs=reelgen.config.JobsConfig(url=f"sqlite:///{blocker / 'jobs.db'}"))
+    with pytest.raises(reelgen.ConfigError):
+        await reelgen.submit(_request(), provider, config=bad)
+    assert provider.calls == []

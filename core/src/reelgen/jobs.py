@@ -501,6 +501,7 @@ class Job:
         except Exception as exc:  # noqa: BLE001 - the job is paid: go on, the entry is reconciled later
             log.error("task %s was created but could not be journaled: %s", created.id, exc)
         if problem is not None:
+            await self._let_go(f"the provider's job data is not JSON ({problem})")
             raise PluginError(
                 f"provider {self.provider.name} returned job data that is not JSON ({problem}); task {created.id} "
                 f"was created and is journaled without it, so it may not be resumable: fix the provider"
