@@ -1,0 +1,95 @@
+"""Peak memory of `reelgen.render.render_video` for the worst shapes, sizes and lengths.
+
+Each case renders in a fresh child process that reports its own peak resident size
+(`ru_maxrss`); the picture is made in another child, so nothing else is counted. Prints
+one line per case and the ratio to the 300 MB target. Not a test (the test is
+tests/core/test_render_memory.py); `--all` adds the preview's extremes, which exceed it.
+
+    .venv/bin/python bench/render_memory.py [--all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_MB = 300
+
+_PICTURE = """
+import sys
+from PIL import Image
+Image.MAX_IMAGE_PIXELS = None
+path, width, height = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+if width * height <= 80_000_000:
+    picture = Image.effect_mandelbrot((width, height), (-2.0, -1.2, 1.0, 1.2), 40).convert("RGB")
+else:  # too slow to texture; a flat picture decodes to the same size
+    picture = Image.new("RGB", (width, height), (30, 140, 220))
+picture.save(path)
+"""
+
+_RENDER = """
+import json, resource, sys, warnings
+warnings.simplefilter("ignore")  # Pillow's decompression-bomb warning for the largest pictures
+from reelgen.render import render_video
+source, out, width, height, fps, duration = sys.argv[1:7]
+frames = render_video(open(source, "rb").read(), out, width=int(width), height=int(height),
+                      fps=float(fps), duration=float(duration), seed=7, motion_strength=1.0, audio=True)
+print(json.dumps({"frames": frames, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+# (picture, frame, fps, seconds, what it is)
+CASES = [
+    ((16, 4000), (640, 16), 30, 2.0, "thin picture, thin frame (828 MB before)"),
+    ((4000, 16), (16, 640), 30, 2.0, "the same, turned"),
+    ((16, 4000), (4096, 16), 30, 1.0, "thin picture, preview's longest side"),
+    ((240, 8000), (240, 8304), 30, 2.0, "emulator's thinnest picture at 1080P"),
+    ((2400, 2400), (1440, 1440), 30, 2.0, "emulator's largest frame area"),
+    ((8000, 8000), (1440, 1440), 30, 1.0, "emulator's largest picture (PNG)"),
+    ((16, 4000), (640, 16), 120, 60.0, "preview's longest video (7200 frames)"),
+    ((4000, 4000), (3840, 2160), 30, 1.0, "a 4K UHD frame"),
+]
+EXTREMES = [
+    ((16, 4000), (4096, 4096), 30, 1.0, "preview's largest frame (x264 alone ~220 MB)"),
+    ((4000, 4000), (4096, 4096), 30, 1.0, "preview's largest frame, large picture"),
+    ((16384, 10900), (1440, 1440), 30, 1.0, "preview's largest picture (PNG)"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--all", action="store_true", help="also the preview's extremes (over the target)")
+    args = parser.parse_args()
+    cases = CASES + (EXTREMES if args.all else [])
+    with tempfile.TemporaryDirectory(prefix="reelgen-bench-render-") as folder:
+        work = Path(folder)
+        print(f"{'picture':>11} {'frame':>9} {'fps':>4} {'s':>5} {'frames':>6} {'MB':>5} {'/300':>5} {'wall s':>6}")
+        for picture, frame, fps, seconds, what in cases:
+            source = work / f"{picture[0]}x{picture[1]}.png"
+            if not source.exists():
+                make = [sys.executable, "-c", _PICTURE, str(source), *map(str, picture)]
+                subprocess.run(make, timeout=600, check=True)
+            started = time.perf_counter()
+            run = subprocess.run(
+                [sys.executable, "-c", _RENDER, str(source), str(work / "out.mp4"), *map(str, (*frame, fps, seconds))],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=True,
+            )
+            wall = time.perf_counter() - started
+            report = json.loads(run.stdout)
+            peak = report["peak_mb"]
+            shape, size = f"{picture[0]}x{picture[1]}", f"{frame[0]}x{frame[1]}"
+            print(
+                f"{shape:>11} {size:>9} {fps:>4} {seconds:>5} {report['frames']:>6} "
+                f"{peak:>5.0f} {peak / TARGET_MB:>5.2f} {wall:>6.1f}  {what}"
+            )
+
+
+if __name__ == "__main__":
+    main()
