@@ -270,6 +270,21 @@ async def test_renewal_keeps_a_permit_alive(tmp_path: Path) -> None:
     assert await governor.in_use(ACCOUNT) == 0
 
 
+async def test_a_job_adopted_without_a_bound_permit_still_counts(tmp_path: Path) -> None:
+    """Its creator died between the create and the bind: the adopter's first renewal binds one."""
+    governor = governor_for(tmp_path / "g.db")
+    limits = Limits(concurrency=2)
+    await governor.acquire(ACCOUNT, limits, deadline_at=deadline())  # never bound: the creator died
+    await governor.renew_job(ACCOUNT, "fake:task-5")  # the adopter polls the job it found
+    assert await governor.in_use(ACCOUNT) == 2  # both count: the unbound one until its lease expires
+    with pytest.raises(GenerationTimeout):
+        await governor.acquire(ACCOUNT, limits, deadline_at=deadline(0.1))
+    await governor.renew_job(ACCOUNT, "fake:task-5")
+    assert await governor.in_use(ACCOUNT) == 2  # renewed, not added again
+    await governor.release_job(ACCOUNT, "fake:task-5")
+    assert await governor.in_use(ACCOUNT) == 1
+
+
 def test_the_process_local_governor_serves_several_event_loops(tmp_path: Path) -> None:
     governor = get_governor(Config(jobs=JobsConfig(url="none")))
     limits = Limits(concurrency=1)
@@ -411,10 +426,10 @@ async def test_a_call_counts_in_the_window_from_its_end(tmp_path: Path, storage:
     limits = Limits(query_rate=5.0)
     tokens = [await governor.throttle(ACCOUNT, limits, "query", deadline_at=deadline()) for _ in range(5)]
     await asyncio.sleep(0.5)  # the calls take half a window
+    ended = time.monotonic()  # before the first end is recorded: a lower bound for every end
     for token in tokens:
         await token.done()
         await token.done()  # idempotent
-    ended = time.monotonic()
     await governor.throttle(ACCOUNT, limits, "query", deadline_at=deadline())
     assert time.monotonic() - ended >= 0.95  # a window after the ends, not after the starts
 

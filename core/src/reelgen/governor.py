@@ -222,7 +222,9 @@ class Governor(Protocol):
         """
 
     async def renew_job(self, account: Account, job_id: str) -> None:
-        """Extend the lease of the permit bound to `job_id` (an adopted job, polled elsewhere)."""
+        """Extend the lease of the permit bound to `job_id` (a job adopted or followed by a
+        process that holds no permit for it). With none bound (its creator died before
+        binding one), bind a new one: a running job always counts."""
 
     async def release_job(self, account: Account, job_id: str) -> None:
         """The job was seen to end: free its permit, whoever holds it (or held it and died)."""

@@ -149,14 +149,24 @@ class LeaseTable:
             ).rowcount
         return bool(changed)
 
-    def renew_job(self, account: str, job_id: str, lease: float) -> int:
+    def renew_job(self, account: str, job_id: str, lease: float, holder: str) -> int:
+        """Extend the leases bound to `job_id`; with none, bind a new one to it (over the limit
+        if need be: the job runs either way, and an uncounted job would let the account
+        over-subscribe once the permit it was created under expires, e.g. its creator died
+        before binding it). Returns the leases renewed (0: one was added)."""
         with self._write() as conn:
-            return int(
+            now = time.time()
+            renewed = conn.execute(
+                "UPDATE leases SET expires_at = MAX(expires_at, ?) WHERE account = ? AND job_id = ?",
+                (now + lease, account, job_id),
+            ).rowcount
+            if not renewed:
                 conn.execute(
-                    "UPDATE leases SET expires_at = MAX(expires_at, ?) WHERE account = ? AND job_id = ?",
-                    (time.time() + lease, account, job_id),
-                ).rowcount
-            )
+                    "INSERT INTO leases (token, account, job_id, holder, acquired_at, expires_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (uuid.uuid4().hex, account, job_id, holder, now, now + lease),
+                )
+            return int(renewed)
 
     def release(self, token: str) -> bool:
         with self._write() as conn:

@@ -283,7 +283,7 @@ class LeaseGovernor:
             await asyncio.sleep(max(0.001, min(reset_at - time.time(), remaining, _MAX_POLL)))
 
     async def renew_job(self, account: Account, job_id: str) -> None:
-        await asyncio.to_thread(self.leases.renew_job, account.key, job_id, self.lease)
+        await asyncio.to_thread(self.leases.renew_job, account.key, job_id, self.lease, self.holder)
 
     async def release_job(self, account: Account, job_id: str) -> None:
         freed = await _uncancellable(self.leases.release_job, account.key, job_id)
