@@ -71,6 +71,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Hypothesis examples per test, (default run, --reelgen-thorough).
 EXAMPLES: Mapping[str, tuple[int, int]] = {"cheap": (40, 400), "generate": (4, 30), "stateful": (10, 50)}
 _OUTBOUND = ("submit", "poll", "cancel")
+#: Jobs tried before concluding that none can be caught cancellable (a loaded machine may miss a short queue).
+_CANCEL_TRIES = 5
 
 
 def override(reason: str) -> Callable[[F | None], F]:
@@ -565,7 +567,7 @@ class ProviderContract:
         mode = h.caps.cancel
         conclusive = 0
         history = ""
-        for attempt in range(3):
+        for attempt in range(_CANCEL_TRIES):
             # A new seed each time: a provider may share one task between identical requests.
             request = slow_request(h.caps, seed=50 + attempt) if mode != "none" else cheap_request(h.caps, seed=50)
             job = h.run(reelgen.submit(request, h.provider, config=h.config()))
@@ -608,8 +610,9 @@ class ProviderContract:
             if conclusive:
                 return
         raise AssertionError(
-            f"cancel={mode!r} is declared, but in 3 tries no job was still {' or '.join(_cancellable(mode))} when "
-            f"cancel() ran ({history}): a job that can never be caught cancellable cannot be cancelled. Return "
+            f"cancel={mode!r} is declared, but in {_CANCEL_TRIES} tries no job was still "
+            f"{' or '.join(_cancellable(mode))} when cancel() ran ({history}): a job that can never be caught "
+            "cancellable cannot be cancelled. Return "
             "from submit() as soon as the job exists (not when it is done), or declare cancel='none'"
         )
 
@@ -624,7 +627,7 @@ class ProviderContract:
         if not h.caps.resume:
             pytest.skip(f"{h.name} declares resume=False: no other process can name its jobs")
         history = ""
-        for attempt in range(3):
+        for attempt in range(_CANCEL_TRIES):
             request = slow_request(h.caps, seed=60 + attempt)
             job = h.run(reelgen.submit(request, h.provider, config=h.config()))
             assert job.id is not None
@@ -636,10 +639,10 @@ class ProviderContract:
             there = settle(h, resumed)
             history = f"seen from the new instance: {before.state}; cancel() -> {stopped}; then: {there}"
             if not stopped:
-                assert before.state not in _cancellable(mode), (
-                    f"cancel={mode!r} is declared and the job was {before.state} as seen from a new instance, yet "
-                    f"its cancel() returned False ({history}): a job must be cancellable from any process that "
-                    "knows its id"
+                # False is honest only if the job had left the cancellable states by then.
+                assert there[0] not in _cancellable(mode), (
+                    f"cancel={mode!r} is declared and the job was still {there[0]} after a new instance's cancel() "
+                    f"returned False ({history}): a job must be cancellable from any process that knows its id"
                 )
                 h.run(job.cancel())  # leave nothing running
                 continue
@@ -663,8 +666,8 @@ class ProviderContract:
                 f"{result.video_url} ({history}): a cancelled job must stay cancelled"
             )
         raise AssertionError(
-            f"in 3 tries, no job resumed in a new instance was still {' or '.join(_cancellable(mode))} when "
-            f"cancel() ran there ({history})"
+            f"in {_CANCEL_TRIES} tries, no job resumed in a new instance was still "
+            f"{' or '.join(_cancellable(mode))} when cancel() ran there ({history})"
         )
 
     @pytest.mark.parametrize("image", ["no_image", "image"])

@@ -160,7 +160,8 @@ class PreviewProvider(BaseProvider[PreviewConfig]):
                 seed=params["seed"],
                 motion_strength=params["motion_strength"],
                 audio=params["audio"],
-                should_stop=stop.is_set,
+                # A cancel from another process (the mark) stops a render already under way too.
+                should_stop=lambda: stop.is_set() or self._cancel_mark(job.task_id).exists(),
             )
             os.replace(temp, final)
         finally:
