@@ -122,3 +122,17 @@ def test_a_redis_that_is_down_is_a_clear_error_before_anything_is_paid():
         get_governor(Config(cluster=ClusterConfig(redis=dead)))
     assert isinstance(raised.value, RedisUnavailable)
     assert "hunter2" not in str(raised.value) and "REELGEN_REDIS_URL" in str(raised.value)
+
+
+async def test_renewing_a_running_job_that_holds_no_lease_counts_it_again(redis_url):
+    # Its creator died before binding the permit (or the lease ran out): the job still runs,
+    # so it counts, even over the limit, until someone sees it end.
+    governor = redis_governor(redis_url, "reelgen")
+    full = await governor.acquire(ACCOUNT, Limits(concurrency=1), deadline_at=deadline())
+    await governor.renew_job(ACCOUNT, "fake:orphan")
+    assert await governor.in_use(ACCOUNT) == 2
+    await governor.renew_job(ACCOUNT, "fake:orphan")  # renewed, not counted twice
+    assert await governor.in_use(ACCOUNT) == 2
+    await governor.release_job(ACCOUNT, "fake:orphan")
+    await full.release()
+    assert await governor.in_use(ACCOUNT) == 0

@@ -110,6 +110,8 @@ class ClusterConfig:
     redis: str | None = None
     #: Prefix of every Redis key reelgen writes (deployments can share one Redis).
     namespace: str = "reelgen"
+    #: Seconds a worker may be silent before its unacknowledged messages go to another.
+    requeue_after: float = attrs.field(default=60.0, validator=_positive_number)
 
     @property
     def enabled(self) -> bool:

@@ -22,6 +22,7 @@ _BUILTIN_COMMANDS = {
     "batch": ("reelgen.cli.batch", "batch"),
     "plugins": ("reelgen.cli.providers", "plugins"),
     "new-provider": ("reelgen.cli.new_provider", "new_provider"),
+    "worker": ("reelgen.cli.worker", "worker"),
 }
 
 

@@ -113,18 +113,25 @@ return 1
 """
 )
 
-# ARGV: ns, account, job_id, lease -> leases renewed
+# ARGV: ns, account, job_id, lease, holder, new token -> leases renewed (0: a lease was bound to the job)
 _RENEW_JOB = (
     _PRELUDE
     + """
-local account, job, lease = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local account, job, lease, holder, fresh = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local token = redis.call('HGET', jobs(account), job)
-if not token then return 0 end
-local current = redis.call('ZSCORE', leases(account), token)
-if not current then return 0 end
-if tonumber(current) < now + lease then redis.call('ZADD', leases(account), 'XX', now + lease, token) end
-redis.call('EXPIRE', info(token), math.ceil(lease) + GRACE)
-return 1
+local current = token and redis.call('ZSCORE', leases(account), token)
+if current then
+  if tonumber(current) < now + lease then redis.call('ZADD', leases(account), 'XX', now + lease, token) end
+  redis.call('EXPIRE', info(token), math.ceil(lease) + GRACE)
+  return 1
+end
+-- The job runs but holds no lease (its creator died before binding one, or the lease ran
+-- out): count it again, over the limit if need be, so the account is never over-subscribed.
+redis.call('ZADD', leases(account), now + lease, fresh)
+redis.call('HSET', info(fresh), 'account', account, 'holder', holder, 'acquired', tostring(now), 'job', job)
+redis.call('EXPIRE', info(fresh), math.ceil(lease) + GRACE)
+redis.call('HSET', jobs(account), job, fresh)
+return 0
 """
 )
 
@@ -201,8 +208,10 @@ class RedisLeases:
     def renew(self, token: str, lease: float) -> bool:
         return bool(self._run("renew", _RENEW, token, lease))
 
-    def renew_job(self, account: str, job_id: str, lease: float) -> int:
-        return int(self._run("renew_job", _RENEW_JOB, account, job_id, lease))
+    def renew_job(self, account: str, job_id: str, lease: float, holder: str = "?") -> int:
+        """Extend the lease bound to `job_id`; with none, bind a new one to it (over the limit if
+        need be: the job runs either way). Returns the leases renewed (0: one was added)."""
+        return int(self._run("renew_job", _RENEW_JOB, account, job_id, lease, holder, uuid.uuid4().hex))
 
     def release(self, token: str) -> bool:
         return bool(self._run("release", _RELEASE, token))

@@ -1,0 +1,98 @@
+"""What Redis knows about a queued batch: which rows were sent, their jobs, their outcome lines.
+
+Under `NAMESPACE:batch:ID:` (hashes keyed by row id):
+
+* `sent`: the row was enqueued (`HSETNX`: enqueuing the same batch again sends nothing twice);
+* `job`: the row's job reference, once its job exists (a redelivered submit goes to checking);
+* `seq`: the number of the row's one live check message (an older duplicate drops itself,
+  so redeliveries never multiply the checks);
+* `done`: the row's results-file line, written once (`HSETNX`: the first outcome wins);
+* `restarts`: how often the row started over because its job was proved never created.
+
+The follower (`reelgen batch --queue`) copies `done` lines into the results file.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ._redis import client_for, guarded
+
+__all__ = ["BatchState"]
+
+
+class BatchState:
+    def __init__(self, url: str, namespace: str, batch: str) -> None:
+        self.url = url
+        self.batch = batch
+        self._prefix = f"{namespace}:batch:{batch}:"
+
+    def _client(self) -> Any:
+        return client_for(self.url, check=False)
+
+    def _key(self, what: str) -> str:
+        return self._prefix + what
+
+    def mark_sent(self, row: str) -> bool:
+        """True the first time `row` is marked (send it then), False if it was sent before."""
+        with guarded(self.url, "use the queue in"):
+            return bool(self._client().hsetnx(self._key("sent"), row, "1"))
+
+    def unsend(self, row: str) -> None:
+        """Forget that `row` was sent (its message could not be enqueued)."""
+        with guarded(self.url, "use the queue in"):
+            self._client().hdel(self._key("sent"), row)
+
+    def job(self, row: str) -> str | None:
+        with guarded(self.url, "use the queue in"):
+            value = self._client().hget(self._key("job"), row)
+        return str(value) if value is not None else None
+
+    def set_job(self, row: str, ref: str) -> None:
+        with guarded(self.url, "use the queue in"):
+            self._client().hset(self._key("job"), row, ref)
+
+    def seq(self, row: str) -> int:
+        with guarded(self.url, "use the queue in"):
+            value = self._client().hget(self._key("seq"), row)
+        return int(value) if value is not None else 0
+
+    def advance(self, row: str, seq: int) -> bool:
+        """Move the row's live check from `seq` to `seq + 1` (compare-and-set). False: stale."""
+        script = """
+        local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+        if current ~= tonumber(ARGV[2]) then return 0 end
+        redis.call('HSET', KEYS[1], ARGV[1], current + 1)
+        return 1
+        """
+        with guarded(self.url, "use the queue in"):
+            return bool(self._client().eval(script, 1, self._key("seq"), row, seq))
+
+    def restart(self, row: str, seq: int, *, limit: int) -> bool:
+        """The row's job proved never created: forget it so a new submit may run (at most `limit`
+        times per row). Compare-and-set on the live check number; False: stale or too many."""
+        script = """
+        if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') ~= tonumber(ARGV[2]) then return 0 end
+        if redis.call('HINCRBY', KEYS[3], ARGV[1], 1) > tonumber(ARGV[3]) then return 0 end
+        redis.call('HSET', KEYS[1], ARGV[1], 0)
+        redis.call('HDEL', KEYS[2], ARGV[1])
+        return 1
+        """
+        keys = (self._key("seq"), self._key("job"), self._key("restarts"))
+        with guarded(self.url, "use the queue in"):
+            return bool(self._client().eval(script, 3, *keys, row, seq, limit))
+
+    def finish(self, row: str, line: dict[str, Any]) -> bool:
+        """Record the row's outcome line; False if another outcome was recorded first."""
+        with guarded(self.url, "use the queue in"):
+            return bool(self._client().hsetnx(self._key("done"), row, json.dumps(line, allow_nan=False)))
+
+    def done(self) -> dict[str, dict[str, Any]]:
+        with guarded(self.url, "use the queue in"):
+            raw = self._client().hgetall(self._key("done"))
+        return {row: json.loads(value) for row, value in raw.items()}
+
+    def is_done(self, row: str) -> bool:
+        with guarded(self.url, "use the queue in"):
+            return bool(self._client().hexists(self._key("done"), row))

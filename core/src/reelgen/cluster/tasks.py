@@ -1,0 +1,90 @@
+"""The Dramatiq actors and broker for queued batches (`reelgen worker` runs them).
+
+The broker is Dramatiq's `RedisBroker` on `cluster.redis`, under `NAMESPACE-dramatiq`.
+Two actors, each a short step of `reelgen.cluster.work`: `reelgen_submit` and
+`reelgen_check` (which re-sends itself with a delay until the row can be collected).
+Workers and the enqueuing `reelgen batch --queue` import this module; it configures the
+broker from the configuration in effect (`load_config()`) at import.
+
+`[cluster] requeue_after` (seconds, default 60): how long a worker may be silent before
+Dramatiq hands its unacknowledged messages to another (a worker killed with `kill -9`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+
+from ..config import load_config
+from ..errors import ConfigError
+from ._redis import client_for, redis_settings
+from .work import Check, Resubmit, Task, check_step, submit_step
+
+__all__ = ["QUEUE", "broker", "enqueue_task", "reelgen_check", "reelgen_submit"]
+
+log = logging.getLogger("reelgen.worker")
+
+QUEUE = "reelgen"
+#: One in this many Redis commands of a worker also requeues dead workers' messages.
+_MAINTENANCE_CHANCE = 50_000
+
+
+def _broker() -> RedisBroker:
+    config = load_config()
+    settings = redis_settings(config)
+    if settings is None:
+        raise ConfigError("reelgen workers need a Redis: set REELGEN_REDIS_URL or [cluster] redis = 'redis://...'")
+    url, namespace = settings
+    client_for(url)  # a Redis that is down: a clear error now
+    requeue_after = config.cluster.requeue_after
+    return RedisBroker(  # type: ignore[no-untyped-call]
+        url=url,
+        namespace=f"{namespace}-dramatiq",
+        heartbeat_timeout=int(requeue_after * 1000),
+        maintenance_chance=_MAINTENANCE_CHANCE,
+    )
+
+
+broker = _broker()
+dramatiq.set_broker(broker)
+
+_config = load_config()
+#: A message may run as long as one generation may (the rare full recovery path), plus a margin.
+_TIME_LIMIT_MS = int((_config.deadline + 600) * 1000)
+
+
+def _task(data: dict[str, Any]) -> Task:
+    return Task(**data)
+
+
+def _check_data(check: Check) -> dict[str, Any]:
+    return {"ref": check.ref, "seq": check.seq, "attempt": check.attempt, "delay": check.delay}
+
+
+def _send_next(task: dict[str, Any], following: Check | Resubmit | None) -> None:
+    if isinstance(following, Check):
+        reelgen_check.send_with_options(args=(task, _check_data(following)), delay=int(following.delay * 1000))
+    elif isinstance(following, Resubmit):
+        reelgen_submit.send_with_options(args=(task,), delay=int(following.delay * 1000))
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=20, min_backoff=1000, max_backoff=30000, time_limit=_TIME_LIMIT_MS)
+def reelgen_submit(task: dict[str, Any]) -> None:
+    """Create the row's job (once) and schedule its first check."""
+    _send_next(task, asyncio.run(submit_step(_task(task), load_config())))
+
+
+@dramatiq.actor(queue_name=QUEUE, max_retries=20, min_backoff=1000, max_backoff=30000, time_limit=_TIME_LIMIT_MS)
+def reelgen_check(task: dict[str, Any], check: dict[str, Any]) -> None:
+    """Poll the row's job once; collect it, or schedule the next check."""
+    _send_next(task, asyncio.run(check_step(_task(task), Check(**check), load_config())))
+
+
+def enqueue_task(task: Task) -> None:
+    import attrs
+
+    reelgen_submit.send(attrs.asdict(task))
