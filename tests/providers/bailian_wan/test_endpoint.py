@@ -47,3 +47,9 @@ def test_building_any_provider_loads_no_emulator_code() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == []
+
+
+def test_the_emulator_knows_neither_pytest_nor_the_contract_kit() -> None:
+    for path in sorted((PACKAGE / "emulator").rglob("*.py")):
+        known = {name for name in _imports(path) if name.split(".")[0] in ("pytest", "reelgen_contracts")}
+        assert not known, f"{path.name} imports {sorted(known)}: test support lives in reelgen_bailian_wan.testing"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from reelgen_bailian_wan.emulator import DashScopeEmulator, EmulatorConfig
-from reelgen_bailian_wan.emulator.pytest_plugin import TEST_DEFAULTS
+from reelgen_bailian_wan.testing.pytest_plugin import TEST_DEFAULTS
 
 _seen: list[DashScopeEmulator] = []
 
@@ -35,7 +35,7 @@ def test_session_fixture_is_shared(dashscope_emulator_session: DashScopeEmulator
 
 def test_plugin_import_is_light() -> None:
     code = (
-        "import sys, reelgen_bailian_wan.emulator.pytest_plugin;"
+        "import sys, reelgen_bailian_wan.testing.pytest_plugin;"
         "print(sorted(m for m in ('dashscope', 'av', 'PIL', 'numpy', 'requests', 'aiohttp') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -1,6 +1,6 @@
 """The DashScope emulator as the contract suite's sandbox for `bailian_wan`.
 
-`reelgen_bailian_wan.emulator.pytest_plugin` offers it as the `reelgen_sandbox_bailian_wan`
+`reelgen_bailian_wan.testing.pytest_plugin` offers it as the `reelgen_sandbox_bailian_wan`
 fixture, so `pytest --reelgen-provider bailian_wan` runs the contract kit against the
 emulator with nothing else to set up. `reelgen-contracts` is imported only when the
 fixture is used, so this distribution does not depend on it.

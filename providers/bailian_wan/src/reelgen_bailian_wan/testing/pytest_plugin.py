@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .config import EmulatorConfig
-    from .server import DashScopeEmulator
+    from ..emulator.config import EmulatorConfig
+    from ..emulator.server import DashScopeEmulator
 
 __all__ = [
     "TEST_DEFAULTS",
@@ -44,7 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def dashscope_emulator_config(request: pytest.FixtureRequest) -> EmulatorConfig:
     """The config of `dashscope_emulator`: test defaults, then the marker's options."""
-    from .config import EmulatorConfig
+    from ..emulator.config import EmulatorConfig
 
     options = dict(TEST_DEFAULTS)
     for marker in reversed(list(request.node.iter_markers("dashscope_emulator"))):
@@ -55,7 +55,7 @@ def dashscope_emulator_config(request: pytest.FixtureRequest) -> EmulatorConfig:
 @pytest.fixture
 def dashscope_emulator(dashscope_emulator_config: EmulatorConfig) -> Iterator[DashScopeEmulator]:
     """A running emulator on a free loopback port, stopped after the test."""
-    from .server import DashScopeEmulator
+    from ..emulator.server import DashScopeEmulator
 
     with DashScopeEmulator(dashscope_emulator_config) as emulator:
         yield emulator
@@ -64,8 +64,8 @@ def dashscope_emulator(dashscope_emulator_config: EmulatorConfig) -> Iterator[Da
 @pytest.fixture(scope="session")
 def dashscope_emulator_session() -> Iterator[DashScopeEmulator]:
     """One emulator (test defaults) shared by the whole session."""
-    from .config import EmulatorConfig
-    from .server import DashScopeEmulator
+    from ..emulator.config import EmulatorConfig
+    from ..emulator.server import DashScopeEmulator
 
     with DashScopeEmulator(EmulatorConfig(**TEST_DEFAULTS)) as emulator:
         yield emulator
