@@ -413,7 +413,7 @@ class FakeRemoteProvider:
         return status == 200
 
     def poll_delay(self, job: ProviderJob, attempt: int, elapsed: float) -> float:
-        return min(0.3, 0.02 * 2**attempt)
+        return min(0.3, 0.02 * 2 ** min(attempt, 10))  # bounded exponent: a job may be polled for hours
 
     async def aclose(self) -> None:
         pass

@@ -105,7 +105,13 @@ def check_poll_schedule(h: Harness) -> None:
     elapsed = 0.0
     attempt = 0
     while elapsed < horizon:
-        delay = provider.poll_delay(job, attempt, elapsed)
+        try:
+            delay = provider.poll_delay(job, attempt, elapsed)
+        except Exception as exc:
+            raise AssertionError(
+                f"poll_delay(attempt={attempt}, elapsed={elapsed:.1f}) raised {type(exc).__name__}: {exc}; it is asked "
+                "at every attempt of a job however long it runs (an exponent without a cap overflows)"
+            ) from exc
         assert isinstance(delay, (int, float)) and not isinstance(delay, bool), (
             f"poll_delay(attempt={attempt}) returned {delay!r}, not a number of seconds"
         )
