@@ -187,3 +187,31 @@ def test_reply_fault_options_are_validated() -> None:
     assert Faults.parse("create_reply_5xx=0.5,create_reply_status=503").create_reply_status == 503
     with pytest.raises(ValueError, match="cannot script"):
         FaultInjector(Faults()).script("task_failed")
+
+
+def test_stopping_the_emulator_cuts_a_stalled_reply_short(helpers: Any) -> None:
+    import threading
+    import time
+
+    config = EmulatorConfig(faults=Faults(create_reply_stall=1.0, create_reply_stall_seconds=600), **FAST)
+    emulator = DashScopeEmulator(config).start()
+    outcome: list[object] = []
+
+    def call() -> None:
+        client = helpers.Api(emulator)
+        try:
+            outcome.append(client.create().status_code)
+        except requests.RequestException as exc:
+            outcome.append(exc)
+        finally:
+            client.session.close()
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    deadline = time.monotonic() + 60  # only catches a hang
+    while not emulator.tasks():  # once the task exists, its reply is stalled
+        assert time.monotonic() < deadline, "the create never reached the emulator"
+        time.sleep(0.01)
+    emulator.stop()
+    caller.join(60)  # only catches a hang: the stall is 600 s
+    assert not caller.is_alive() and outcome
