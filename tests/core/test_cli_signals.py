@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.helpers.cli import cli_env, read_stderr_until, start_cli, wait_for
+from tests.helpers.cli import cli_env, read_stderr_until, reelgen_command, start_cli, wait_for
 from tests.helpers.signals import restore_sigint
 
 GENERATE = ("generate", "photo.jpg", "--prompt", "waves at dusk", "--duration", "2", "--size", "1280*720")
@@ -93,3 +93,55 @@ def test_an_ignored_sighup_stays_ignored_as_under_nohup(dashscope_emulator, work
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=100_000)
+def test_a_signal_while_waiting_for_a_slot_says_nothing_was_sent(dashscope_emulator, workdir) -> None:
+    (workdir / "reelgen.toml").write_text("[limits.bailian_wan]\nconcurrency = 1\n")
+    env = cli_env(dashscope_emulator, workdir)
+    held = subprocess.run(
+        [*reelgen_command(*GENERATE, "--no-wait")], cwd=workdir, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert held.returncode == 0, held.stderr  # its job holds the account's one slot
+    process = start_cli(env, workdir, *GENERATE[:3], "a second shot", *GENERATE[4:], preexec_fn=restore_sigint)
+    try:
+        seen = read_stderr_until(process, "waiting for a slot")
+        assert "waiting for a slot" in seen
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143
+    assert err.strip().splitlines()[-1] == "interrupted by SIGTERM before the create was sent: nothing is billed"
+    assert len(dashscope_emulator.tasks()) == 1
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=0, run_seconds=400)
+def test_a_signal_to_a_process_that_joined_another_job_leaves_that_job_running(dashscope_emulator, workdir) -> None:
+    env = cli_env(dashscope_emulator, workdir)
+    first = start_cli(env, workdir, *GENERATE, "--json")
+    second = None
+    try:
+        task = wait_for(lambda: dashscope_emulator.tasks(), what="the task")[0]
+        read_stderr_until(first, task["task_id"])
+        second = start_cli(env, workdir, *GENERATE, preexec_fn=restore_sigint)
+        assert "attached" in read_stderr_until(second, "attached")
+        second.send_signal(signal.SIGTERM)
+        _, err = second.communicate(timeout=60)
+        out, first_err = first.communicate(timeout=120)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    job_id = f"bailian_wan:{task['task_id']}"
+    assert second.returncode == 143
+    assert err.strip().splitlines()[-1] == (
+        f"interrupted by SIGTERM: job {job_id} goes on in the process that started it (this request pays nothing "
+        f"more); collect it with: reelgen jobs resume {job_id}"
+    )
+    assert first.returncode == 0, first_err
+    assert json.loads(out)["task_id"] == task["task_id"]
+    assert [t["status"] for t in dashscope_emulator.tasks()] == ["SUCCEEDED"]

@@ -67,9 +67,11 @@ def fail(exc: BaseException, *, as_json: bool = False, tracker: JobTracker | Non
     sys.exit(code)
 
 
-def interrupted(signal: Interrupted, tracker: JobTracker, *, as_json: bool = False) -> NoReturn:
+def interrupted(
+    signal: Interrupted, tracker: JobTracker, *, as_json: bool = False, entry_state: str | None = None
+) -> NoReturn:
     """Say what a signal stopped and what may still be billed, then exit with its code."""
-    note, command = tracker.interrupted_note(signal.name)
+    note, command = tracker.interrupted_note(signal.name, entry_state=entry_state)
     if as_json:
         payload: dict[str, Any] = {
             "error": {"type": "Interrupted", "message": note, "exit_code": signal.exit_code, "signal": signal.name}

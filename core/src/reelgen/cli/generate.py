@@ -262,7 +262,7 @@ def generate(
             return job, None
         return job, await job.wait()
 
-    job, result, shown = run_reported(run, as_json=as_json)
+    job, result, shown = run_reported(run, as_json=as_json, config=config)
     if result is None:
         _print_submitted(job, as_json=as_json)
         return
@@ -282,7 +282,23 @@ def _print_cost(result: VideoResult, request: Any, provider: str, config: Config
         click.echo(f"billed: {cost.amount:.4g} {cost.currency}: {cost.basis}", err=True)
 
 
-def run_reported(run: Any, *, as_json: bool, job_id: str | None = None) -> tuple[Any, Any, frozenset[str]]:
+def _entry_state(tracker: Any, config: Config | None) -> str | None:
+    """The journal's state of an entry the provider has not named a task for (None if unknown)."""
+    if config is None or tracker.job_id is not None or tracker.entry_id is None:
+        return None
+    try:
+        from ..journal import get_journal
+
+        journal = get_journal(config)
+        entry = journal.get(tracker.entry_id) if journal is not None else None
+    except Exception:  # noqa: BLE001 - the message then says what is certain: a task may exist
+        return None
+    return entry.state if entry is not None else None
+
+
+def run_reported(
+    run: Any, *, as_json: bool, job_id: str | None = None, config: Config | None = None
+) -> tuple[Any, Any, frozenset[str]]:
     """Run `run(on_event)` with progress on stderr, signals handled and failures reported.
 
     `job_id` is the job being resumed, if any. Returns `run`'s (job, result) pair and the
@@ -302,7 +318,7 @@ def run_reported(run: Any, *, as_json: bool, job_id: str | None = None) -> tuple
         with reporter:
             job, result = run_interruptible(run(tee(tracker, warnings, reporter)))
     except Interrupted as signal:
-        interrupted(signal, tracker, as_json=as_json)
+        interrupted(signal, tracker, as_json=as_json, entry_state=_entry_state(tracker, config))
     except ReelgenError as exc:
         fail(exc, as_json=as_json, tracker=tracker)
     return job, result, frozenset(warnings.shown)

@@ -218,7 +218,7 @@ def resume(job_id: str, as_json: bool) -> None:
         job = await _resumed(job_id, config, on_event)
         return job, await job.wait()
 
-    _, result, shown = run_reported(run, as_json=as_json, job_id=job_id)
+    _, result, shown = run_reported(run, as_json=as_json, job_id=job_id, config=config)
     print_result(result, as_json=as_json, shown_warnings=shown)
 
 

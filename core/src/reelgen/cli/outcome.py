@@ -54,6 +54,8 @@ class JobTracker:
         self.cache_hit = False
         #: The core's own resume command, from a `delivery_failed` event.
         self.delivery_resume: str | None = None
+        #: True when this process joined a job another live process drives (single-flight).
+        self.following = False
 
     def resuming(self, ref: str) -> None:
         """Start from a known job (`reelgen jobs resume ID`): the job id, or the entry id `j-...`."""
@@ -66,16 +68,25 @@ class JobTracker:
         data = event.data
         if event.kind == "journaled":
             self.entry_id = str(data.get("entry_id") or event.job_id or "") or self.entry_id
-        elif event.kind in ("submitted", "attached") and (data.get("job_id") or event.job_id):
-            self.job_id = str(data.get("job_id") or event.job_id)
+        elif event.kind in ("submitted", "attached"):
+            named = str(data.get("job_id") or event.job_id or "")
+            if ":" in named:
+                self.job_id = named
+            elif named:
+                self.entry_id = named
+            self.following = event.kind == "attached" and data.get("why") == "single-flight"
         elif event.kind == "cache_hit":
             self.cache_hit = True
         elif event.kind == "cancelled":
             self.remote_cancelled = bool(data.get("remote_cancelled"))
         elif event.kind == "delivery_failed" and data.get("resume"):
             self.delivery_resume = str(data["resume"])
-        if event.job_id and self.job_id is None and event.kind not in ("journaled", "cache_hit"):
-            self.job_id = event.job_id
+        # Events name the job by its entry id (`j-...`) until the provider names the task.
+        if event.job_id and event.kind != "cache_hit":
+            if ":" in event.job_id:
+                self.job_id = self.job_id or event.job_id
+            else:
+                self.entry_id = self.entry_id or event.job_id
 
     @property
     def id(self) -> str | None:
@@ -87,13 +98,24 @@ class JobTracker:
         """True once a create may have reached the provider (a task may exist and be billed)."""
         return self.id is not None and not self.cache_hit
 
-    def interrupted_note(self, signal_name: str) -> tuple[str, str | None]:
-        """(message, resume command or None) after a signal stopped the generation."""
+    def interrupted_note(self, signal_name: str, *, entry_state: str | None = None) -> tuple[str, str | None]:
+        """(message, resume command or None) after a signal stopped the generation.
+
+        `entry_state` is the journal's state of the entry now, when the provider had not
+        named a task: `submitting` then means the create was never sent.
+        """
         job = self.id
         if job is None or self.cache_hit:
             return f"interrupted by {signal_name}: nothing was submitted, nothing is billed", None
         command = resume_command(job)
-        if self.job_id is None:
+        if self.job_id is None and entry_state in ("submitting", "failed"):
+            return f"interrupted by {signal_name} before the create was sent: nothing is billed", None
+        if self.following:
+            note = (
+                f"interrupted by {signal_name}: job {job} goes on in the process that started it (this request "
+                f"pays nothing more); collect it with: {command}"
+            )
+        elif self.job_id is None:
             note = (
                 f"interrupted by {signal_name} while the create was in flight: a task may exist and be billed; "
                 f"find and collect it with: {command}"
