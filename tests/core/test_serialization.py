@@ -190,3 +190,12 @@ def test_capabilities_unstructure_to_plain_json() -> None:
 def test_unstructure_is_json_ready(png: bytes) -> None:
     request = VideoRequest(prompt="p", reference_image=png, options={"p": {"x": [1, 2]}})
     assert json.loads(json.dumps(unstructure(request))) == unstructure(request)
+
+
+def test_a_left_out_field_stays_left_out_through_json() -> None:
+    """So that it still takes the provider's declared default when read back."""
+    from reelgen.contract import is_omitted
+
+    request = from_json(to_json(VideoRequest(prompt="x", fps=12)), VideoRequest)
+    assert is_omitted(request.duration) and is_omitted(request.size) and not is_omitted(request.fps)
+    assert request == VideoRequest(prompt="x", fps=12)

@@ -27,9 +27,21 @@ def _request() -> dict[str, Any]:
         "properties": {
             "prompt": {"type": "string", "minLength": 1, "pattern": r"\S", "description": "What the video shows."},
             "negative_prompt": {**_NULLABLE_STRING, "description": "What to avoid."},
-            "duration": {**_NUMBER_GT0, "default": 5, "description": "Seconds."},
-            "fps": {**_NUMBER_GT0, "default": 30, "description": "Frames per second wanted."},
-            "size": {**_SIZE, "default": "1280*720", "description": "'W*H' (or 'WxH'), in pixels."},
+            "duration": {
+                **_NUMBER_GT0,
+                "default": 5,
+                "description": "Seconds. Left out: the provider's declared default (else 5).",
+            },
+            "fps": {
+                **_NUMBER_GT0,
+                "default": 30,
+                "description": "Frames per second wanted. Left out: the provider's declared default (else 30).",
+            },
+            "size": {
+                **_SIZE,
+                "default": "1280*720",
+                "description": "'W*H' (or 'WxH'), in pixels. Left out: the provider's default (else 1280*720).",
+            },
             "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**63 - 1},
             "reference_image": {
                 "description": "URL (https://, http://, oss://, file://, data:), local path, or raw bytes as base64.",

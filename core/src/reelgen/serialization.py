@@ -17,7 +17,7 @@ import attrs
 import cattrs
 from cattrs.preconf.json import make_converter
 
-from .contract import VideoRequest, VideoResult
+from .contract import VideoRequest, VideoResult, is_omitted
 from .errors import ValidationError
 
 __all__ = ["converter", "from_json", "structure", "to_json", "unstructure"]
@@ -72,7 +72,7 @@ def _structure_image(value: Any, _: Any) -> str | bytes | None:
 
 
 def _unstructure_request(request: VideoRequest) -> dict[str, Any]:
-    return {
+    data = {
         "prompt": request.prompt,
         "negative_prompt": request.negative_prompt,
         "duration": request.duration,
@@ -83,6 +83,9 @@ def _unstructure_request(request: VideoRequest) -> dict[str, Any]:
         "motion_strength": request.motion_strength,
         "options": {name: dict(values) for name, values in request.options.items()},
     }
+    # A field the caller left out stays left out, so it still takes the provider's default
+    # when read back (`reelgen.contract.is_omitted`).
+    return {name: value for name, value in data.items() if not is_omitted(value)}
 
 
 _REQUEST_FIELDS = frozenset(field.name for field in attrs.fields(VideoRequest))
