@@ -120,6 +120,17 @@ def test_jobs_cancel_stops_a_queued_task(workdir, capsys, dashscope_emulator) ->
     assert json.loads(out)["state"] == "cancelled"
     code, out, _ = run(capsys, "jobs", "cancel", job_id)
     assert code == 0 and "already cancelled" in out
+    code, out, _ = run(capsys, "jobs", "list", "--state", "cancelled", "--json")
+    assert [entry["job_id"] for entry in json.loads(out)] == [job_id]
+    code, out, _ = run(capsys, "jobs", "list", "--state", "succeeded", "--state", "delivery_failed")
+    assert code == 0 and out.strip() == "no jobs in state succeeded, delivery_failed"
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+def test_output_cannot_be_combined_with_no_wait(workdir, capsys, dashscope_emulator) -> None:
+    code, _, err = run(capsys, *GENERATE, "--no-wait", "--output", "clip.mp4")
+    assert code == 2 and "--no-wait" in err
+    assert dashscope_emulator.counters()["creates"] == 0
 
 
 @pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=0, run_seconds=100_000)
