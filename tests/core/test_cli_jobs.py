@@ -338,3 +338,17 @@ def test_an_unresolved_unknown_blocks_the_same_request_until_force(
 
     code, out, _ = run(capsys, "jobs", "show", error["resume"].rsplit(" ", 1)[1], "--json")
     assert code == 0 and json.loads(out)["state"] == "unknown"
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=100_000)
+def test_a_deadline_before_any_create_offers_nothing_to_resume(workdir, capsys, dashscope_emulator) -> None:
+    (workdir / "reelgen.toml").write_text("[limits.bailian_wan]\nconcurrency = 1\n")
+    code, _, err = run(capsys, *GENERATE, "--no-wait")
+    assert code == 0, err  # its job holds the account's one slot
+    other = ("generate", *PHOTO_ARGS[:2], "another shot", *PHOTO_ARGS[3:])
+    code, out, err = run(capsys, *other, "--deadline", "2", "--json")
+    assert code == 4, err
+    error = json.loads(out)["error"]
+    assert error["type"] == "GenerationTimeout" and "resume" not in error
+    assert "no task was created" in err and "reelgen jobs resume" not in err
+    assert len(dashscope_emulator.tasks()) == 1

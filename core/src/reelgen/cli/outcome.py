@@ -11,15 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import (
-    Cancelled,
-    GenerationTimeout,
-    ProviderFailed,
-    ProviderRefused,
-    ReelgenError,
-    StorageError,
-    SubmissionUnknown,
-)
+from ..errors import Cancelled, ProviderFailed, ProviderRefused, ReelgenError, SubmissionUnknown
 from ..events import Event
 
 __all__ = ["JobTracker", "resume_command", "tee"]
@@ -95,8 +87,8 @@ class JobTracker:
 
     @property
     def paid(self) -> bool:
-        """True once a create may have reached the provider (a task may exist and be billed)."""
-        return self.id is not None and not self.cache_hit
+        """True once the provider named a task for this job (it exists and may be billed)."""
+        return self.job_id is not None and not self.cache_hit
 
     def interrupted_note(self, signal_name: str, *, entry_state: str | None = None) -> tuple[str, str | None]:
         """(message, resume command or None) after a signal stopped the generation.
@@ -134,20 +126,19 @@ class JobTracker:
 
     def failure_resume(self, exc: BaseException) -> str | None:
         """The resume command to end a failure's message with, or None when nothing is billed."""
-        job = getattr(exc, "job_id", None) or self.id
+        if self.cache_hit or isinstance(exc, (ProviderFailed, ProviderRefused)):
+            # A cached result costs nothing; a job the provider failed for good has nothing to collect.
+            return None
+        named = getattr(exc, "job_id", None)
+        if named is None and getattr(exc, "task_id", None) and getattr(exc, "provider", None):
+            named = f"{exc.provider}:{exc.task_id}"  # type: ignore[attr-defined]
+        # After an ambiguous create the entry (j-...) is what to resume; otherwise only a task
+        # the provider named can be billed (an entry id alone: the create never went out).
+        job = named or (self.id if isinstance(exc, SubmissionUnknown) else self.job_id)
         if job is None:
-            task = getattr(exc, "task_id", None)
-            provider = getattr(exc, "provider", None)
-            job = f"{provider}:{task}" if task and provider else None
-        if job is None or self.cache_hit:
             return None
         if isinstance(exc, Cancelled):
             return None if exc.remote_cancelled else resume_command(job)
-        if isinstance(exc, (GenerationTimeout, SubmissionUnknown, StorageError)):
-            return self.delivery_resume or resume_command(job)
-        if isinstance(exc, (ProviderFailed, ProviderRefused)):
-            # The provider says the job failed for good: nothing to collect.
-            return None
-        if isinstance(exc, ReelgenError) and self.paid:
+        if isinstance(exc, ReelgenError):
             return self.delivery_resume or resume_command(job)
         return None
