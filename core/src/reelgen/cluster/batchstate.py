@@ -19,7 +19,7 @@ from typing import Any
 
 from ._redis import client_for, guarded
 
-__all__ = ["BatchState"]
+__all__ = ["BatchState", "WaitingRoom"]
 
 
 class BatchState:
@@ -96,3 +96,34 @@ class BatchState:
     def is_done(self, row: str) -> bool:
         with guarded(self.url, "use the queue in"):
             return bool(self._client().hexists(self._key("done"), row))
+
+
+class WaitingRoom:
+    """Rows waiting for a slot of one account (`NAMESPACE:waiting:ACCOUNT`, oldest first).
+
+    A submit that finds the account full parks its row here; whoever sees one of the
+    account's jobs end takes the oldest parked row and sends its submit at once, so a freed
+    slot is taken without rows polling for it. (Parked rows also come back on their own
+    after a while, in case the one who should wake them dies: a row parked twice, or woken
+    twice, is harmless, since a row with a job is never submitted again.)
+    """
+
+    def __init__(self, url: str, namespace: str, account: str) -> None:
+        self.url = url
+        self._key = f"{namespace}:waiting:{account}"
+
+    def _client(self) -> Any:
+        return client_for(self.url, check=False)
+
+    def park(self, task: dict[str, Any], *, at: float) -> None:
+        with guarded(self.url, "use the queue in"):
+            self._client().zadd(self._key, {json.dumps(task, sort_keys=True): at}, nx=True)
+
+    def take(self) -> dict[str, Any] | None:
+        with guarded(self.url, "use the queue in"):
+            popped = self._client().zpopmin(self._key)
+        return json.loads(popped[0][0]) if popped else None
+
+    def __len__(self) -> int:
+        with guarded(self.url, "use the queue in"):
+            return int(self._client().zcard(self._key))

@@ -22,7 +22,7 @@ from dramatiq.brokers.redis import RedisBroker
 from ..config import load_config
 from ..errors import ConfigError
 from ._redis import client_for, redis_settings
-from .work import Check, Resubmit, Task, check_step, submit_step
+from .work import Check, Resubmit, Task, Wake, check_step, submit_step
 
 __all__ = ["QUEUE", "broker", "enqueue_task", "reelgen_check", "reelgen_submit"]
 
@@ -65,11 +65,13 @@ def _check_data(check: Check) -> dict[str, Any]:
     return {"ref": check.ref, "seq": check.seq, "attempt": check.attempt, "delay": check.delay}
 
 
-def _send_next(task: dict[str, Any], following: Check | Resubmit | None) -> None:
+def _send_next(task: dict[str, Any], following: Check | Resubmit | Wake | None) -> None:
     if isinstance(following, Check):
         reelgen_check.send_with_options(args=(task, _check_data(following)), delay=int(following.delay * 1000))
     elif isinstance(following, Resubmit):
         reelgen_submit.send_with_options(args=(task,), delay=int(following.delay * 1000))
+    elif isinstance(following, Wake):
+        reelgen_submit.send(following.task)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=20, min_backoff=1000, max_backoff=30000, time_limit=_TIME_LIMIT_MS)

@@ -35,12 +35,14 @@ if TYPE_CHECKING:
     from ..provider import Provider
     from .batchstate import BatchState
 
-__all__ = ["Check", "Resubmit", "Task", "check_step", "submit_step", "task_for"]
+__all__ = ["Check", "Resubmit", "Task", "Wake", "check_step", "submit_step", "task_for"]
 
 log = logging.getLogger("reelgen.worker")
 
 #: Longest a submit step waits for a slot or a submit token before handing the row back to the queue.
 SUBMIT_BUDGET = 20.0
+#: How soon a parked row (its account was full) comes back on its own, in case nobody wakes it.
+_SLOT_RECHECK = 3.0
 #: The shortest pause between two checks of one job (seconds).
 _MIN_CHECK = 0.25
 #: How often a row may start over after its job was proved never created (its worker died before the create).
@@ -68,6 +70,13 @@ class Resubmit:
     """Send the row's submit again in `delay` seconds (no slot free now, or its job never existed)."""
 
     delay: float
+
+
+@attrs.frozen
+class Wake:
+    """Send the submit of `task` (a row that was waiting for the slot just freed) now."""
+
+    task: dict[str, Any]
 
 
 @attrs.frozen
@@ -178,6 +187,7 @@ async def submit_step(task: Task, config: Config) -> Check | Resubmit | None:
         provider = get_provider(task.provider, config=config)
         wait = await _slot_wait(provider, config)
         if wait is not None:
+            _room(provider, config).park(attrs.asdict(task), at=time.time())
             return Resubmit(delay=wait)
         started = time.time()
         try:
@@ -189,7 +199,8 @@ async def submit_step(task: Task, config: Config) -> Check | Resubmit | None:
                 return None
         except GenerationTimeout as exc:
             if exc.job_id is None:  # no slot or token in time: nothing was created
-                return Resubmit(delay=1.0)
+                _room(provider, config).park(attrs.asdict(task), at=time.time())
+                return Resubmit(delay=_SLOT_RECHECK)
             state.finish(task.row, _failed(task, exc, None).to_line())
             return None
         except ReelgenError as exc:
@@ -207,6 +218,22 @@ async def submit_step(task: Task, config: Config) -> Check | Resubmit | None:
     return Check(ref=ref, seq=1, attempt=0, delay=_first_delay(task, config, ref))
 
 
+def _room(provider: Provider, config: Config) -> Any:
+    from ..governor import account_for
+    from ._redis import redis_settings
+    from .batchstate import WaitingRoom
+
+    settings = redis_settings(config)
+    assert settings is not None
+    return WaitingRoom(settings[0], settings[1], account_for(provider).key)
+
+
+def _wake(provider: Provider, config: Config) -> Wake | None:
+    """One of the account's jobs ended (its slot is free): the oldest parked row goes next."""
+    task = _room(provider, config).take()
+    return Wake(task) if task is not None else None
+
+
 async def _slot_wait(provider: Provider, config: Config) -> float | None:
     """None when the account has a free slot; else how long to wait before trying again."""
     from ..governor import account_for, get_governor, limits_for
@@ -215,7 +242,7 @@ async def _slot_wait(provider: Provider, config: Config) -> float | None:
     if limits.concurrency is None:
         return None
     in_use = await get_governor(config).in_use(account_for(provider))
-    return None if in_use < limits.concurrency else 1.0
+    return None if in_use < limits.concurrency else _SLOT_RECHECK
 
 
 def _first_delay(task: Task, config: Config, ref: str) -> float:
@@ -237,7 +264,7 @@ def _next_delay(provider: Provider, config: Config, ref: str, attempt: int) -> f
     return max(_MIN_CHECK, float(provider.poll_delay(job, attempt, time.time() - job.submitted_at)))
 
 
-async def check_step(task: Task, check: Check, config: Config) -> Check | Resubmit | None:
+async def check_step(task: Task, check: Check, config: Config) -> Check | Resubmit | Wake | None:
     """Look at the row's job once; collect it when it has ended, else say when to look again."""
     from ..errors import ProviderFailed, ReelgenError, TransientError
     from ..journal import JournalError, Owner, get_journal
@@ -286,12 +313,12 @@ async def check_step(task: Task, check: Check, config: Config) -> Check | Resubm
         if never_created and state.restart(task.row, check.seq, limit=MAX_RESTARTS):
             return Resubmit(delay=0.0)
         state.finish(task.row, _failed(task, exc, entry.ref).to_line())
-        return None
+        return _wake(provider, config)
     except ReelgenError as exc:
         state.finish(task.row, _failed(task, exc, entry.ref).to_line())
-        return None
+        return _wake(provider, config)
     state.finish(task.row, _outcome(task, provider, config, result, entry.submitted_at).to_line())
-    return None
+    return _wake(provider, config)
 
 
 async def _hand_back(entry: JournalEntry, seen: str, provider: Provider, config: Config) -> None:
