@@ -134,9 +134,9 @@ def _check_output(output: str | None) -> None:
 @click.argument("image", required=False)
 @click.option("--prompt", "-p", required=True, help="What the video shows.")
 @click.option("--negative-prompt", help="What to avoid.")
-@click.option("--duration", type=float, default=5.0, show_default=True, help="Seconds.")
-@click.option("--fps", type=float, default=30.0, show_default=True, help="Frames per second wanted.")
-@click.option("--size", default="1280*720", show_default=True, help="W*H or WxH, in pixels.")
+@click.option("--duration", type=float, help="Seconds.  [default: the provider's, e.g. 5]")
+@click.option("--fps", type=float, help="Frames per second wanted.  [default: the provider's, e.g. 30]")
+@click.option("--size", help="W*H or WxH, in pixels.  [default: the provider's, e.g. 1280*720]")
 @click.option("--seed", type=int, help="Seed (the provider picks and reports one if omitted).")
 @click.option("--motion-strength", type=float, help="0.0 to 1.0, where the provider supports it.")
 @click.option("--provider", help="Provider name (default: REELGEN_PROVIDER or reelgen.toml).")
@@ -197,9 +197,9 @@ def generate(
     image: str | None,
     prompt: str,
     negative_prompt: str | None,
-    duration: float,
-    fps: float,
-    size: str,
+    duration: float | None,
+    fps: float | None,
+    size: str | None,
     seed: int | None,
     motion_strength: float | None,
     provider: str | None,
@@ -235,12 +235,13 @@ def generate(
         chosen = resolve_provider_name(provider, config)
         check_durable_storage(config)
         _check_output(output)
+        # Left out, duration/fps/size take the provider's declared defaults (at the core's gate).
+        sizes: dict[str, Any] = {"duration": duration, "fps": fps, "size": size}
+        given = {name: value for name, value in sizes.items() if value is not None}
         request = VideoRequest(
             prompt=prompt,
             negative_prompt=negative_prompt,
-            duration=duration,
-            fps=fps,
-            size=size,
+            **given,
             seed=seed,
             reference_image=image,
             motion_strength=motion_strength,
