@@ -352,3 +352,12 @@ def test_a_deadline_before_any_create_offers_nothing_to_resume(workdir, capsys, 
     assert error["type"] == "GenerationTimeout" and "resume" not in error
     assert "no task was created" in err and "reelgen jobs resume" not in err
     assert len(dashscope_emulator.tasks()) == 1
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+@pytest.mark.parametrize("url", ["nosuchproto://bucket/videos", "photo.jpg/videos"])
+def test_unusable_storage_is_refused_before_paying(workdir, capsys, dashscope_emulator, monkeypatch, url) -> None:
+    monkeypatch.setenv("REELGEN_STORAGE_URL", url)  # an unknown fsspec protocol; a folder under a file
+    code, _, err = run(capsys, *GENERATE)
+    assert code == 2 and "Traceback" not in err and url.split("/")[0] in err
+    assert dashscope_emulator.counters()["creates"] == 0
