@@ -7,7 +7,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import StorageError
 
@@ -20,7 +20,7 @@ __all__ = ["copy_video"]
 
 
 @contextlib.contextmanager
-def _open_stored(url: str) -> Iterator[IO[bytes]]:
+def _open_stored(url: str, options: dict[str, Any]) -> Iterator[IO[bytes]]:
     from .generate import local_path
 
     local = local_path(url)
@@ -30,7 +30,7 @@ def _open_stored(url: str) -> Iterator[IO[bytes]]:
         return
     import fsspec
 
-    with fsspec.open(url, "rb") as source:
+    with fsspec.open(url, "rb", **options) as source:
         yield source
 
 
@@ -40,19 +40,20 @@ def _umask() -> int:
     return mask
 
 
-def copy_video(result: VideoResult, output: str) -> Path:
+def copy_video(result: VideoResult, output: str, *, options: dict[str, Any] | None = None) -> Path:
     """Copy the stored video of `result` to `output`, checking its sha256; never overwrite.
 
     The copy goes to a temporary file beside `output`, then is hard-linked into place:
     the link fails if `output` appeared meanwhile, so nothing is ever overwritten and no
-    half-written file is ever seen at `output`.
+    half-written file is ever seen at `output`. `options` are the storage's fsspec options
+    (`storage.options`, e.g. an S3 endpoint).
     """
     target = Path(output).expanduser()
     where = f"the video is stored at {result.video_url}"
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, _open_stored(result.video_url) as source:
+        with os.fdopen(fd, "wb") as out, _open_stored(result.video_url, dict(options or {})) as source:
             while chunk := source.read(1024 * 1024):
                 digest.update(chunk)
                 out.write(chunk)
