@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
@@ -71,6 +72,8 @@ _FOLLOW_EVERY = 0.5
 
 #: (id(loop), cache key) -> the job driving that key in that loop (in-process single-flight).
 _flights: dict[tuple[int, str], Job] = {}
+#: The loop each job registered in (ids of finished loops are reused by new ones).
+_flight_loops: weakref.WeakKeyDictionary[Job, asyncio.AbstractEventLoop] = weakref.WeakKeyDictionary()
 
 
 def job_record(job: ProviderJob) -> dict[str, Any]:
@@ -105,7 +108,9 @@ def in_flight(key: str) -> Job | None:
     except RuntimeError:
         return None
     job = _flights.get((id(loop), key))
-    return job if job is not None and not job.finished else None
+    if job is None or job.finished or _flight_loops.get(job) is not loop:
+        return None
+    return job
 
 
 class Job:
@@ -377,7 +382,9 @@ class Job:
     def register(self) -> None:
         """Make this job the one identical requests in this event loop attach to."""
         if self.key is not None and self.use_cache:
-            _flights[(id(asyncio.get_running_loop()), self.key)] = self
+            loop = asyncio.get_running_loop()
+            _flights[(id(loop), self.key)] = self
+            _flight_loops[self] = loop
 
     async def _run(self) -> VideoResult:
         if self._starting is not None and not self._starting.done():
