@@ -2,7 +2,8 @@
 
 Runs against a standalone DashScope emulator (started here, in a temporary directory)
 with seeded faults: 429s and 5xx on create, lost create replies (the task is created
-and billed, the reply is reset or answered 5xx), query 503s and resets, truncated and
+and billed, then the reply is reset, answered 5xx, or stalls past the client's read
+timeout), query 503s and resets, truncated and
 corrupt downloads, URL expiries and failed tasks. Each generation is a real
 `reelgen generate` child process sharing one job journal, cache and storage folder;
 some are killed with SIGKILL at a random moment and then recovered the way a user
@@ -56,11 +57,13 @@ FAULTS = Faults(
     create_5xx=0.05,
     create_reply_reset=0.04,
     create_reply_5xx=0.04,
+    create_reply_stall=0.03,  # the reply comes after the client's 5 s read timeout (below)
+    create_reply_stall_seconds=8.0,
     query_503=0.05,
     query_reset=0.03,
     task_failed=0.05,
     truncate_download=0.08,
-    corrupt_download=0.04,
+    corrupt_download=0.06,
     early_expiry=0.05,
 )
 ALIVE = {"PENDING", "RUNNING", "SUCCEEDED"}
@@ -85,6 +88,7 @@ class Soak:
             REELGEN_JOBS_URL=f"sqlite:///{root / 'jobs.db'}",
             REELGEN_DEADLINE="120",
             REELGEN_PROVIDERS__BAILIAN_WAN__TIME_SCALE="0.01",
+            REELGEN_PROVIDERS__BAILIAN_WAN__REQUEST_TIMEOUT="5",
         )
         self.lock = threading.Lock()
         self.commands: collections.Counter[str] = collections.Counter()
