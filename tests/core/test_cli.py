@@ -199,3 +199,12 @@ def test_cache_list_and_clear(workdir, capsys):
     assert code == 0 and "removed 1" in out
     code, out, _ = run(capsys, "cache", "list")
     assert "empty" in out
+
+
+def test_deadline_flag_travels_through_the_config_overrides(workdir, capsys, monkeypatch):
+    """CLI flags are the top layer of load_config(overrides=...): they replace the environment's value."""
+    monkeypatch.setenv("REELGEN_DEADLINE", "-1")
+    code, _, err = run(capsys, *GEN)
+    assert code == 2 and "deadline" in err
+    code, _, err = run(capsys, *GEN, "--deadline", "60")
+    assert code == 0, err
