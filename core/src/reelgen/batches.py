@@ -14,11 +14,14 @@ run:   per provider, a window of governor concurrency + a small queue:
   re-submits them), and runs the rest; the journal's single-flight covers the instant
   between a create and that line.
 * **At the account's pace.** How many rows are in flight comes from the governor's limits
-  (`reelgen.governor.limits_for`), not from a thread count: the pipeline waits for a
-  permit, the batch only keeps that many rows (plus a small queue) ready.
+  (`reelgen.governor.limits_for`), not from a thread count: as many rows as the account
+  may run, plus a small queue of rows that wait for a free slot *before* they are
+  journaled (the pipeline's permit still enforces the limit).
 * **Within budget.** With `max_cost`, a batch whose estimate exceeds it does not start, and
   no row is submitted once spend so far (billed for finished rows, estimated for rows in
-  flight) plus its own estimate would exceed it.
+  flight, scaled by the worst billed/estimated ratio seen) plus its own would exceed it.
+
+The engine itself (row states, ETA, ledger, slots, interrupts) is `reelgen._batchrunner`.
 
 `run_row(row, config)` is the work of one row, callable on its own (a queue worker runs
 rows with it); `abatch`/`batch` yield `(row id, VideoResult or ReelgenError)` as rows end.
@@ -27,20 +30,18 @@ rows with it); `abatch`/`batch` yield `(row id, VideoResult or ReelgenError)` as
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import queue
-import statistics
 import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._resultsfile import ResultsFile
 from .config import Config, load_config
 from .contract import VideoRequest, VideoResult
 from .errors import Cancelled, ProviderFailed, ReelgenError, ValidationError
@@ -60,6 +61,7 @@ __all__ = [
     "RowOutcome",
     "abatch",
     "batch",
+    "io_threads",
     "plan_batch",
     "run_batch",
     "run_row",
@@ -67,16 +69,7 @@ __all__ = [
 
 log = logging.getLogger("reelgen.batches")
 
-RowState = Literal["pending", "starting", "waiting", "queued", "running", "delivering", "succeeded", "failed"]
-#: Rows kept ready beyond the account's concurrency, so a freed slot is taken at once.
-_QUEUE_EXTRA = 2
-#: Rows in flight when the account declares no concurrency limit.
-_UNLIMITED_WINDOW = 16
-#: Seconds between looks at the account's free slots while rows queue in the batch.
-_SLOT_CHECK = 0.05
-
-
-# -- outcomes and the results file ------------------------------------------------------------
+# -- outcomes --------------------------------------------------------------------------------------
 
 
 @attrs.frozen(kw_only=True)
@@ -115,58 +108,6 @@ class RowOutcome:
         line["elapsed"] = self.elapsed
         line["tier"] = self.tier
         return line
-
-
-class ResultsFile:
-    """A JSONL file written one whole line at a time (O_APPEND, fsync), read back on a rerun.
-
-    A crash can leave at most one torn last line; opening the file drops it, so what stays
-    is always a valid prefix.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._lines = self._read_and_repair()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-
-    def _read_and_repair(self) -> list[dict[str, Any]]:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            # A torn last line: the write it belongs to never finished.
-            with self.path.open("r+b") as handle:
-                handle.truncate(end)
-        lines = []
-        for raw in data[:end].splitlines():
-            try:
-                value = json.loads(raw)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(value, dict) and isinstance(value.get("id"), str):
-                lines.append(value)
-        return lines
-
-    @property
-    def lines(self) -> list[dict[str, Any]]:
-        return list(self._lines)
-
-    def append(self, line: dict[str, Any]) -> None:
-        data = (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-        with self._lock:
-            os.write(self._fd, data)
-            os.fsync(self._fd)
-            self._lines.append(line)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
 
 
 # -- planning -----------------------------------------------------------------------------------
@@ -367,403 +308,6 @@ class BatchProgress:
     stopped: str = ""
 
 
-class _Eta:
-    """Seconds a row takes, learned per (provider, model, tier) from rows that finished."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str | None], list[float]] = {}
-
-    def learn(self, provider: str, tier: str | None, duration: float, elapsed: float) -> None:
-        self._seen.setdefault((provider, tier), []).append(elapsed / max(duration, 1.0))
-
-    def row_seconds(self, provider: str, tier: str | None, duration: float) -> float | None:
-        seen = self._seen.get((provider, tier))
-        return statistics.median(seen) * max(duration, 1.0) if seen else None
-
-
-# -- the whole batch ------------------------------------------------------------------------------
-
-
-def _window(provider: Provider, config: Config) -> tuple[int, int | None]:
-    """(rows kept in flight, the account's concurrency) from the governor's limits."""
-    from .governor import limits_for
-
-    concurrency = limits_for(provider, config).concurrency
-    if concurrency is None:
-        return _UNLIMITED_WINDOW, None
-    return concurrency + _QUEUE_EXTRA, concurrency
-
-
-class _Runner:
-    def __init__(
-        self,
-        plan: BatchPlan,
-        *,
-        config: Config,
-        strict: bool,
-        use_cache: bool,
-        max_cost: float | None,
-        results: ResultsFile | None,
-        jobs: ResultsFile | None,
-        on_update: Callable[[BatchProgress], None] | None,
-        on_event: Callable[[str, Event], None] | None,
-    ) -> None:
-        self.plan = plan
-        self.config = config
-        self.strict = strict
-        self.use_cache = use_cache
-        self.max_cost = max_cost
-        self.results = results
-        self.jobs_file = jobs
-        self.on_update = on_update
-        self.on_event = on_event
-        self.states: dict[str, RowState] = {}
-        self.outcomes: asyncio.Queue[RowOutcome | None] = asyncio.Queue()
-        self.eta = _Eta()
-        self.spent = 0.0
-        self.in_flight: dict[str, float] = {}
-        self.note = ""
-        self.stopped = ""
-        self.previous = 0
-        self.currency = next((p.estimate.currency for p in plan.rows if p.estimate and p.estimate.currency), None)
-        self.tasks: dict[str, asyncio.Task[RowOutcome]] = {}
-        #: Rows whose job the provider stopped on an interrupt, and rows whose job runs on.
-        self.cancelled_remote: set[str] = set()
-        self.left_running: set[str] = set()
-        self._windows: dict[str, tuple[int, int | None]] = {}
-        #: The worst billed/estimated cost ratio seen (1: bills matched the estimates).
-        self._price_ratio = 1.0
-        self._budget_stopped = False
-        #: Per provider, rows past `_slot_free` whose job does not exist yet.
-        self._admitted: dict[str, int] = {}
-        self._admitting: set[str] = set()
-        self._stopping = False
-        done, self.known_jobs = self._previous()
-        self.todo = [planned for planned in plan.rows if planned.row.id not in done]
-        for planned in plan.rows:
-            self.states[planned.row.id] = "pending"
-        for row_id, state in done.items():
-            if row_id in self.states:
-                self.states[row_id] = state
-
-    def _previous(self) -> tuple[dict[str, RowState], dict[str, str]]:
-        """Rows finished in earlier runs (and what they cost), and job ids of rows in flight then."""
-        done: dict[str, RowState] = {}
-        by_id = {planned.row.id: planned for planned in self.plan.rows}
-        for line in self.results.lines if self.results is not None else []:
-            row_id = line["id"]
-            if row_id in done or row_id not in by_id or line.get("state") not in ("succeeded", "failed"):
-                continue
-            done[row_id] = "succeeded" if line["state"] == "succeeded" else "failed"
-            cost = line.get("cost")
-            if isinstance(cost, dict) and isinstance(cost.get("amount"), (int, float)):
-                self.spent += float(cost["amount"])
-            planned = by_id[row_id]
-            if isinstance(line.get("elapsed"), (int, float)):
-                self.eta.learn(planned.provider.name, line.get("tier"), planned.row.request.duration, line["elapsed"])
-        self.previous = len(done)
-        jobs: dict[str, str] = {}
-        for line in self.jobs_file.lines if self.jobs_file is not None else []:
-            if isinstance(line.get("job_id"), str):
-                jobs[line["id"]] = line["job_id"]
-        return done, jobs
-
-    # -- progress ---------------------------------------------------------------------------------
-
-    def snapshot(self) -> BatchProgress:
-        counts = dict.fromkeys(("pending", "starting", "waiting", "queued", "running", "delivering"), 0)
-        done = failed = 0
-        for state in self.states.values():
-            if state == "succeeded":
-                done += 1
-            elif state == "failed":
-                failed += 1
-            else:
-                counts[state] += 1
-        return BatchProgress(
-            total=len(self.states),
-            done=done,
-            failed=failed,
-            running=counts["running"],
-            delivering=counts["delivering"],
-            queued=counts["queued"],
-            waiting=counts["waiting"],
-            pending=counts["pending"] + counts["starting"],
-            spent=self.spent,
-            committed=self.spent + sum(self.in_flight.values()),
-            currency=self.currency,
-            budget=self.max_cost,
-            eta=self._eta(),
-            note=self.note,
-            previous=self.previous,
-            stopped=self.stopped,
-        )
-
-    def _eta(self) -> float | None:
-        by_provider: dict[str, list[float]] = {}
-        limits: dict[str, int] = {}
-        for planned in self.plan.rows:
-            state = self.states[planned.row.id]
-            if state in ("succeeded", "failed"):
-                continue
-            name = planned.provider.name
-            seconds = self.eta.row_seconds(name, planned.tier, planned.row.request.duration)
-            if seconds is None:
-                return None
-            by_provider.setdefault(name, []).append(seconds)
-            limits.setdefault(name, self._window(planned.provider)[1] or _UNLIMITED_WINDOW)
-        if not by_provider:
-            return 0.0
-        return max(sum(times) / limits[name] for name, times in by_provider.items())
-
-    def _window(self, provider: Provider) -> tuple[int, int | None]:
-        if provider.name not in self._windows:
-            self._windows[provider.name] = _window(provider, self.config)
-        return self._windows[provider.name]
-
-    def _update(self) -> None:
-        if self.on_update is not None:
-            try:
-                self.on_update(self.snapshot())
-            except Exception:
-                log.exception("batch progress callback failed")
-
-    def _row_event(self, row_id: str) -> Callable[[Event], None]:
-        def observe(event: Event) -> None:
-            data = event.data
-            before = self.states.get(row_id)
-            if event.kind == "waiting" and data.get("reason") == "query_rate":
-                pass  # a running row pacing its status queries: still running
-            elif event.kind == "waiting":
-                self.states[row_id] = "waiting"
-                in_use, limit = data.get("in_use"), data.get("limit")
-                what = {"slot": "a slot", "submit_rate": "the submit rate", "query_rate": "the query rate"}
-                self.note = f"waiting for {what.get(str(data.get('reason')), data.get('reason'))}" + (
-                    f": {in_use}/{limit} in use" if in_use is not None and limit is not None else ""
-                )
-            elif event.kind in ("submitted", "attached"):
-                self.states[row_id] = "queued"
-            elif event.kind == "status" and data.get("state") in ("queued", "running"):
-                self.states[row_id] = data["state"]
-            elif event.kind == "progress" and data.get("phase") == "downloading":
-                self.states[row_id] = "delivering"
-            elif event.kind == "cancelled" and self._stopping:
-                (self.cancelled_remote if data.get("remote_cancelled") else self.left_running).add(row_id)
-            elif event.kind == "retrying":
-                self.note = f"row {row_id}: retrying {data.get('step')} ({data.get('reason')})"
-            if self.on_event is not None:
-                try:
-                    self.on_event(row_id, event)
-                except Exception:
-                    log.exception("batch event callback failed")
-            if self.states.get(row_id) != before or event.kind == "retrying":
-                self._update()
-
-        return observe
-
-    # -- running ----------------------------------------------------------------------------------
-
-    def _over_budget(self, planned: PlannedRow) -> bool:
-        """Would submitting `planned` take the spend past the budget?
-
-        Spend is what finished rows were billed plus what rows in flight will cost; both are
-        estimates scaled by the worst billed/estimated ratio seen so far, so a batch priced
-        too low (prices went up, the provider bills more than it declared) stops as soon
-        as a bill shows it.
-        """
-        if self.max_cost is None:
-            return False
-        ratio = self._price_ratio
-        cost = planned.estimate.amount if planned.estimate is not None else 0.0
-        committed = self.spent + ratio * sum(self.in_flight.values())
-        return committed + ratio * cost > self.max_cost + 1e-9
-
-    def _stop_for_budget(self, planned: PlannedRow) -> RowOutcome:
-        self._budget_stopped = True
-        money = f"{self.max_cost:g} {self.currency or ''}".strip()
-        self.stopped = f"budget: submitting row {planned.row.id} could take the spend past {money}"
-        return RowOutcome(
-            id=planned.row.id,
-            error=ValidationError(f"{self.stopped}; not submitted", field="max_cost"),
-        )
-
-    def _admitted_done(self, planned: PlannedRow) -> None:
-        if planned.row.id in self._admitting:
-            self._admitting.discard(planned.row.id)
-            self._admitted[planned.provider.name] -= 1
-
-    def _job_created(self, planned: PlannedRow, job_id: str) -> None:
-        self._admitted_done(planned)
-        self._record_job(planned.row.id, job_id)
-
-    def _record_job(self, row_id: str, job_id: str) -> None:
-        if self.jobs_file is not None and self.known_jobs.get(row_id) != job_id:
-            self.known_jobs[row_id] = job_id
-            self.jobs_file.append({"id": row_id, "job_id": job_id})
-
-    async def _slot_free(self, planned: PlannedRow) -> None:
-        """Wait here, before the row is journaled, until the account has a free slot.
-
-        The pipeline's permit is what enforces the limit; waiting for it with a journaled
-        `submitting` entry would leave, after a crash, entries nobody can prove were never
-        sent. So the rows queued beyond the limit wait here, where a crash costs nothing.
-        """
-        from .governor import account_for, get_governor
-
-        _, limit = self._window(planned.provider)
-        if limit is None:
-            return
-        governor = get_governor(self.config)
-        account = account_for(planned.provider)
-        row_id = planned.row.id
-        while not self._stopping:
-            # Rows let through here whose create has not happened yet count as in use.
-            in_use = await governor.in_use(account) + self._admitted.get(planned.provider.name, 0)
-            if in_use < limit:
-                self._admitted[planned.provider.name] = self._admitted.get(planned.provider.name, 0) + 1
-                self._admitting.add(row_id)
-                return
-            if self.states.get(row_id) != "waiting":
-                self.states[row_id] = "waiting"
-                self.note = f"waiting for a slot: {in_use}/{limit} in use"
-                self._update()
-            await asyncio.sleep(_SLOT_CHECK)
-
-    async def _one(self, planned: PlannedRow) -> RowOutcome:
-        row_id = planned.row.id
-        self.states[row_id] = "starting"
-        self._update()
-        job_id = self.known_jobs.get(row_id)
-        try:
-            if job_id is None:
-                await self._slot_free(planned)
-                if self._stopping:
-                    raise asyncio.CancelledError
-                # Checked at the last moment, with every bill that arrived while this row waited.
-                if self._budget_stopped or self._over_budget(planned):
-                    return self._stop_for_budget(planned)
-            self.in_flight[row_id] = planned.estimate.amount if planned.estimate is not None else 0.0
-            outcome = await run_row(
-                planned.row,
-                self.config,
-                provider=planned.provider,
-                job_id=job_id,
-                strict=self.strict,
-                use_cache=self.use_cache,
-                on_event=self._row_event(row_id),
-                on_job=lambda new_id: self._job_created(planned, new_id),
-            )
-        except asyncio.CancelledError:
-            if not self._stopping:
-                raise
-            # Interrupted by us: an outcome that is not final (the next run continues the row).
-            known = self.known_jobs.get(row_id)
-            return RowOutcome(
-                id=row_id,
-                error=Cancelled(f"row {row_id} was interrupted", job_id=known, remote_cancelled=False),
-                job_id=known,
-            )
-        finally:
-            self._admitted_done(planned)
-            self.in_flight.pop(row_id, None)
-        if outcome.tier is None and planned.tier is not None:
-            outcome = attrs.evolve(outcome, tier=planned.tier)
-        return outcome
-
-    def _finish(self, planned: PlannedRow, outcome: RowOutcome) -> None:
-        row_id = planned.row.id
-        interrupted = self._stopping and isinstance(outcome.error, Cancelled)
-        if interrupted or outcome.state == "not_submitted":
-            # Stopped by us: not a final state; the next run picks it up (or submits it afresh).
-            self.states[row_id] = "pending"
-        else:
-            self.states[row_id] = "succeeded" if outcome.result is not None else "failed"
-            if outcome.cost is not None:
-                self.spent += outcome.cost.amount
-                estimated = planned.estimate.amount if planned.estimate is not None else 0.0
-                if estimated > 0 and outcome.cost.amount > 0:
-                    self._price_ratio = max(self._price_ratio, outcome.cost.amount / estimated)
-            if outcome.elapsed is not None:
-                self.eta.learn(planned.provider.name, outcome.tier, planned.row.request.duration, outcome.elapsed)
-            if self.results is not None:
-                self.results.append(outcome.to_line())
-        self._update()
-
-    async def _worker(self, rows: deque[PlannedRow]) -> None:
-        while rows and not self._stopping and not self._budget_stopped:
-            planned = rows.popleft()
-            task = asyncio.ensure_future(self._one(planned))
-            self.tasks[planned.row.id] = task
-            try:
-                outcome = await task
-            finally:
-                self.tasks.pop(planned.row.id, None)
-            self._finish(planned, outcome)
-            await self.outcomes.put(outcome)
-
-    def interrupt(self, why: str) -> None:
-        """Stop submitting; cancel rows in flight (the provider stops what it can; the rest runs on)."""
-        if self._stopping:
-            return
-        self._stopping = True
-        self.stopped = why
-        for task in list(self.tasks.values()):
-            task.cancel()
-        self._update()
-
-    async def run(self) -> None:
-        groups: dict[str, deque[PlannedRow]] = {}
-        providers: dict[str, Provider] = {}
-        for planned in self.todo:
-            groups.setdefault(planned.provider.name, deque()).append(planned)
-            providers[planned.provider.name] = planned.provider
-        workers = []
-        for name, rows in groups.items():
-            size, _ = self._window(providers[name])
-            workers += [asyncio.ensure_future(self._worker(rows)) for _ in range(min(size, len(rows)))]
-        self._update()
-        try:
-            await asyncio.gather(*workers)
-        finally:
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            await self.outcomes.put(None)
-
-
-def _check_budget(plan: BatchPlan, max_cost: float | None, spent: float = 0.0) -> None:
-    if max_cost is None:
-        return
-    unpriced = plan.unpriced()
-    if unpriced:
-        ids = ", ".join(p.row.id for p in unpriced[:5])
-        raise ValidationError(
-            f"--max-cost needs a price for every row; {len(unpriced)} row(s) have none ({ids}): "
-            "declare one in [pricing.NAME] or drop --max-cost",
-            field="max_cost",
-        )
-    totals = plan.total()
-    if len(totals) > 1:
-        raise ValidationError(
-            f"the rows are priced in {', '.join(sorted(totals))}; a budget is in one currency: "
-            "run one batch per currency",
-            field="max_cost",
-        )
-    total = sum(totals.values())
-    if spent + total > max_cost + 1e-9:
-        currency = next(iter(totals), "")
-        raise ValidationError(
-            f"the estimate ({_money(total, currency)} for {len(plan.rows)} rows"
-            + (f", plus {_money(spent, currency)} already spent" if spent else "")
-            + f") exceeds --max-cost {max_cost:g}: raise it or run fewer rows",
-            field="max_cost",
-        )
-
-
-def _money(amount: float, currency: str) -> str:
-    return f"{amount:.4g} {currency}".strip()
-
-
 async def run_batch(
     plan: BatchPlan,
     *,
@@ -789,7 +333,9 @@ async def run_batch(
         )
     results_file = ResultsFile(results) if results is not None else None
     jobs_file = ResultsFile(Path(str(results) + ".jobs")) if results is not None else None
-    runner = _Runner(
+    from ._batchrunner import Runner, check_budget
+
+    runner = Runner(
         plan,
         config=config,
         strict=strict,
@@ -802,7 +348,7 @@ async def run_batch(
     )
     try:
         remaining = BatchPlan(rows=tuple(runner.todo), problems=())
-        _check_budget(remaining, max_cost, runner.spent)
+        check_budget(remaining, max_cost, runner.spent)
         main = asyncio.ensure_future(runner.run())
         watcher = asyncio.ensure_future(interrupt.wait()) if interrupt is not None else None
         if watcher is not None:
@@ -836,6 +382,16 @@ async def run_batch(
                 handle.close()
         if on_update is not None:
             on_update(runner.snapshot())
+
+
+def io_threads(plan: BatchPlan, config: Config) -> int:
+    """Threads for the blocking work of a batch's rows in flight (reading images, SQLite, SDK calls,
+    downloads, MP4 checks): two a row, so one wave's deliveries never hold up the next wave's
+    submits. For the default executor of a loop that runs the batch."""
+    from ._batchrunner import window
+
+    sizes = {planned.provider.name: window(planned.provider, config)[0] for planned in plan.rows}
+    return 4 + 2 * sum(sizes.values())
 
 
 # -- the Python face --------------------------------------------------------------------------------
@@ -911,6 +467,7 @@ def batch(
         )
     items: queue.Queue[tuple[str, Any]] = queue.Queue()
     loop = asyncio.new_event_loop()
+    loop.set_default_executor(ThreadPoolExecutor(io_threads(plan, config), thread_name_prefix="reelgen-batch"))
     stop = asyncio.Event()
 
     async def produce() -> None:

@@ -8,6 +8,7 @@ import shlex
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -176,7 +177,7 @@ def _run(
     skip_invalid: bool,
     as_json: bool,
 ) -> None:
-    from ..batches import BatchProgress, run_batch
+    from ..batches import BatchProgress, io_threads, run_batch
     from ..errors import ReelgenError
     from .progress import BatchReporter
 
@@ -191,6 +192,7 @@ def _run(
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(io_threads(plan, config), thread_name_prefix="reelgen-batch"))
         stop = asyncio.Event()
         work = asyncio.current_task()
 

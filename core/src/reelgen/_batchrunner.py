@@ -1,0 +1,454 @@
+"""How a batch runs: per provider, a window of rows at the governor's pace, within a budget.
+
+The private engine of `reelgen.batches.run_batch`: row states for progress, the ETA learned
+per provider and tier, the budget ledger, rows waiting for a slot before they are
+journaled, and the interrupt (see `reelgen.batches` for the promises).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+from collections import deque
+from collections.abc import Callable
+from typing import Literal
+
+import attrs
+
+from ._resultsfile import ResultsFile
+from .batches import BatchPlan, BatchProgress, PlannedRow, RowOutcome, run_row
+from .config import Config
+from .errors import Cancelled, ValidationError
+from .events import Event
+from .provider import Provider
+
+__all__ = ["Runner", "check_budget", "window"]
+
+log = logging.getLogger("reelgen.batches")
+
+RowState = Literal["pending", "starting", "waiting", "queued", "running", "delivering", "succeeded", "failed"]
+#: Rows kept ready beyond the account's concurrency (at least this many, at most as many as
+#: the limit): jobs started together end together, and while one wave downloads and stores
+#: its videos, the next must already be waiting for the slots it frees.
+_QUEUE_EXTRA = 2
+#: Rows in flight when the account declares no concurrency limit.
+_UNLIMITED_WINDOW = 16
+#: Longest wait between looks at the account's free slots while rows queue in the batch.
+_SLOT_CHECK = 0.25
+
+
+class _Eta:
+    """Seconds a row takes, learned per (provider, model, tier) from rows that finished."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str | None], list[float]] = {}
+
+    def learn(self, provider: str, tier: str | None, duration: float, elapsed: float) -> None:
+        self._seen.setdefault((provider, tier), []).append(elapsed / max(duration, 1.0))
+
+    def row_seconds(self, provider: str, tier: str | None, duration: float) -> float | None:
+        seen = self._seen.get((provider, tier))
+        return statistics.median(seen) * max(duration, 1.0) if seen else None
+
+
+def window(provider: Provider, config: Config) -> tuple[int, int | None]:
+    """(rows kept in flight, the account's concurrency) from the governor's limits."""
+    from .governor import limits_for
+
+    concurrency = limits_for(provider, config).concurrency
+    if concurrency is None:
+        return _UNLIMITED_WINDOW, None
+    return concurrency + max(_QUEUE_EXTRA, concurrency), concurrency
+
+
+class Runner:
+    def __init__(
+        self,
+        plan: BatchPlan,
+        *,
+        config: Config,
+        strict: bool,
+        use_cache: bool,
+        max_cost: float | None,
+        results: ResultsFile | None,
+        jobs: ResultsFile | None,
+        on_update: Callable[[BatchProgress], None] | None,
+        on_event: Callable[[str, Event], None] | None,
+    ) -> None:
+        self.plan = plan
+        self.config = config
+        self.strict = strict
+        self.use_cache = use_cache
+        self.max_cost = max_cost
+        self.results = results
+        self.jobs_file = jobs
+        self.on_update = on_update
+        self.on_event = on_event
+        self.states: dict[str, RowState] = {}
+        self.outcomes: asyncio.Queue[RowOutcome | None] = asyncio.Queue()
+        self.eta = _Eta()
+        self.spent = 0.0
+        self.in_flight: dict[str, float] = {}
+        self.note = ""
+        self.stopped = ""
+        self.previous = 0
+        self.currency = next((p.estimate.currency for p in plan.rows if p.estimate and p.estimate.currency), None)
+        self.tasks: dict[str, asyncio.Task[RowOutcome]] = {}
+        #: Rows whose job the provider stopped on an interrupt, and rows whose job runs on.
+        self.cancelled_remote: set[str] = set()
+        self.left_running: set[str] = set()
+        self._windows: dict[str, tuple[int, int | None]] = {}
+        #: Set (and replaced) whenever one of our jobs ends at the provider: its slot is free.
+        self._slot_freed = asyncio.Event()
+        #: The worst billed/estimated cost ratio seen (1: bills matched the estimates).
+        self._price_ratio = 1.0
+        self._budget_stopped = False
+        #: Per provider, rows past `_slot_free` whose job does not exist yet.
+        self._admitted: dict[str, int] = {}
+        #: Row id -> provider name, for rows past `_slot_free` and not yet journaled.
+        self._admitting: dict[str, str] = {}
+        self._stopping = False
+        done, self.known_jobs = self._previous()
+        self.todo = [planned for planned in plan.rows if planned.row.id not in done]
+        for planned in plan.rows:
+            self.states[planned.row.id] = "pending"
+        for row_id, state in done.items():
+            if row_id in self.states:
+                self.states[row_id] = state
+
+    def _previous(self) -> tuple[dict[str, RowState], dict[str, str]]:
+        """Rows finished in earlier runs (and what they cost), and job ids of rows in flight then."""
+        done: dict[str, RowState] = {}
+        by_id = {planned.row.id: planned for planned in self.plan.rows}
+        for line in self.results.lines if self.results is not None else []:
+            row_id = line["id"]
+            if row_id in done or row_id not in by_id or line.get("state") not in ("succeeded", "failed"):
+                continue
+            done[row_id] = "succeeded" if line["state"] == "succeeded" else "failed"
+            cost = line.get("cost")
+            if isinstance(cost, dict) and isinstance(cost.get("amount"), (int, float)):
+                self.spent += float(cost["amount"])
+            planned = by_id[row_id]
+            if isinstance(line.get("elapsed"), (int, float)):
+                self.eta.learn(planned.provider.name, line.get("tier"), planned.row.request.duration, line["elapsed"])
+        self.previous = len(done)
+        jobs: dict[str, str] = {}
+        for line in self.jobs_file.lines if self.jobs_file is not None else []:
+            if isinstance(line.get("job_id"), str):
+                jobs[line["id"]] = line["job_id"]
+        return done, jobs
+
+    # -- progress ---------------------------------------------------------------------------------
+
+    def snapshot(self) -> BatchProgress:
+        counts = dict.fromkeys(("pending", "starting", "waiting", "queued", "running", "delivering"), 0)
+        done = failed = 0
+        for state in self.states.values():
+            if state == "succeeded":
+                done += 1
+            elif state == "failed":
+                failed += 1
+            else:
+                counts[state] += 1
+        return BatchProgress(
+            total=len(self.states),
+            done=done,
+            failed=failed,
+            running=counts["running"],
+            delivering=counts["delivering"],
+            queued=counts["queued"],
+            waiting=counts["waiting"],
+            pending=counts["pending"] + counts["starting"],
+            spent=self.spent,
+            committed=self.spent + sum(self.in_flight.values()),
+            currency=self.currency,
+            budget=self.max_cost,
+            eta=self._eta(),
+            note=self.note,
+            previous=self.previous,
+            stopped=self.stopped,
+        )
+
+    def _eta(self) -> float | None:
+        by_provider: dict[str, list[float]] = {}
+        limits: dict[str, int] = {}
+        for planned in self.plan.rows:
+            state = self.states[planned.row.id]
+            if state in ("succeeded", "failed"):
+                continue
+            name = planned.provider.name
+            seconds = self.eta.row_seconds(name, planned.tier, planned.row.request.duration)
+            if seconds is None:
+                return None
+            by_provider.setdefault(name, []).append(seconds)
+            limits.setdefault(name, self._window(planned.provider)[1] or _UNLIMITED_WINDOW)
+        if not by_provider:
+            return 0.0
+        return max(sum(times) / limits[name] for name, times in by_provider.items())
+
+    def _window(self, provider: Provider) -> tuple[int, int | None]:
+        if provider.name not in self._windows:
+            self._windows[provider.name] = window(provider, self.config)
+        return self._windows[provider.name]
+
+    def _update(self) -> None:
+        if self.on_update is not None:
+            try:
+                self.on_update(self.snapshot())
+            except Exception:
+                log.exception("batch progress callback failed")
+
+    def _row_event(self, row_id: str) -> Callable[[Event], None]:
+        def observe(event: Event) -> None:
+            data = event.data
+            before = self.states.get(row_id)
+            if event.kind == "waiting" and data.get("reason") == "query_rate":
+                pass  # a running row pacing its status queries: still running
+            elif event.kind == "waiting":
+                self.states[row_id] = "waiting"
+                in_use, limit = data.get("in_use"), data.get("limit")
+                what = {"slot": "a slot", "submit_rate": "the submit rate", "query_rate": "the query rate"}
+                self.note = f"waiting for {what.get(str(data.get('reason')), data.get('reason'))}" + (
+                    f": {in_use}/{limit} in use" if in_use is not None and limit is not None else ""
+                )
+            elif event.kind == "journaled":
+                self._admitted_done(row_id)
+            elif event.kind in ("submitted", "attached"):
+                self._admitted_done(row_id)
+                self.states[row_id] = "queued"
+            elif event.kind == "status" and data.get("state") in ("queued", "running"):
+                self.states[row_id] = data["state"]
+            elif event.kind == "status" and data.get("state") in ("succeeded", "failed", "cancelled"):
+                self._free_slot()
+            elif event.kind == "progress" and data.get("phase") == "downloading":
+                if before != "delivering":
+                    self._free_slot()
+                self.states[row_id] = "delivering"
+            elif event.kind == "cancelled" and self._stopping:
+                (self.cancelled_remote if data.get("remote_cancelled") else self.left_running).add(row_id)
+            elif event.kind == "retrying":
+                self.note = f"row {row_id}: retrying {data.get('step')} ({data.get('reason')})"
+            if self.on_event is not None:
+                try:
+                    self.on_event(row_id, event)
+                except Exception:
+                    log.exception("batch event callback failed")
+            if self.states.get(row_id) != before or event.kind == "retrying":
+                self._update()
+
+        return observe
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def _over_budget(self, planned: PlannedRow) -> bool:
+        """Would submitting `planned` take the spend past the budget?
+
+        Spend is what finished rows were billed plus what rows in flight will cost; both are
+        estimates scaled by the worst billed/estimated ratio seen so far, so a batch priced
+        too low (prices went up, the provider bills more than it declared) stops as soon
+        as a bill shows it.
+        """
+        if self.max_cost is None:
+            return False
+        ratio = self._price_ratio
+        cost = planned.estimate.amount if planned.estimate is not None else 0.0
+        committed = self.spent + ratio * sum(self.in_flight.values())
+        return committed + ratio * cost > self.max_cost + 1e-9
+
+    def _stop_for_budget(self, planned: PlannedRow) -> RowOutcome:
+        self._budget_stopped = True
+        money = f"{self.max_cost:g} {self.currency or ''}".strip()
+        self.stopped = f"budget: submitting row {planned.row.id} could take the spend past {money}"
+        return RowOutcome(
+            id=planned.row.id,
+            error=ValidationError(f"{self.stopped}; not submitted", field="max_cost"),
+        )
+
+    def _free_slot(self) -> None:
+        self._slot_freed.set()
+        self._slot_freed = asyncio.Event()
+
+    def _admitted_done(self, row_id: str) -> None:
+        """The row is journaled (its permit comes next, and the governor counts it): stop counting it here."""
+        name = self._admitting.pop(row_id, None)
+        if name is not None:
+            self._admitted[name] -= 1
+
+    def _job_created(self, planned: PlannedRow, job_id: str) -> None:
+        self._admitted_done(planned.row.id)
+        self._record_job(planned.row.id, job_id)
+
+    def _record_job(self, row_id: str, job_id: str) -> None:
+        if self.jobs_file is not None and self.known_jobs.get(row_id) != job_id:
+            self.known_jobs[row_id] = job_id
+            self.jobs_file.append({"id": row_id, "job_id": job_id})
+
+    async def _slot_free(self, planned: PlannedRow) -> None:
+        """Wait here, before the row is journaled, until the account has a free slot.
+
+        The pipeline's permit is what enforces the limit; waiting for it with a journaled
+        `submitting` entry would leave, after a crash, entries nobody can prove were never
+        sent. So the rows queued beyond the limit wait here, where a crash costs nothing.
+        """
+        from .governor import account_for, get_governor
+
+        _, limit = self._window(planned.provider)
+        if limit is None:
+            return
+        governor = get_governor(self.config)
+        account = account_for(planned.provider)
+        row_id = planned.row.id
+        while not self._stopping:
+            # Rows let through here whose create has not happened yet count as in use.
+            in_use = await governor.in_use(account) + self._admitted.get(planned.provider.name, 0)
+            if in_use < limit:
+                self._admitted[planned.provider.name] = self._admitted.get(planned.provider.name, 0) + 1
+                self._admitting[row_id] = planned.provider.name
+                return
+            if self.states.get(row_id) != "waiting":
+                self.states[row_id] = "waiting"
+                self.note = f"waiting for a slot: {in_use}/{limit} in use"
+                self._update()
+            # Woken when one of our jobs ends (its slot comes free); the timeout catches slots
+            # freed by other processes sharing the account.
+            wake = self._slot_freed
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=_SLOT_CHECK)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _one(self, planned: PlannedRow) -> RowOutcome:
+        row_id = planned.row.id
+        self.states[row_id] = "starting"
+        self._update()
+        job_id = self.known_jobs.get(row_id)
+        try:
+            if job_id is None:
+                await self._slot_free(planned)
+                if self._stopping:
+                    raise asyncio.CancelledError
+                # Checked at the last moment, with every bill that arrived while this row waited.
+                if self._budget_stopped or self._over_budget(planned):
+                    return self._stop_for_budget(planned)
+            self.in_flight[row_id] = planned.estimate.amount if planned.estimate is not None else 0.0
+            outcome = await run_row(
+                planned.row,
+                self.config,
+                provider=planned.provider,
+                job_id=job_id,
+                strict=self.strict,
+                use_cache=self.use_cache,
+                on_event=self._row_event(row_id),
+                on_job=lambda new_id: self._job_created(planned, new_id),
+            )
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Interrupted by us: an outcome that is not final (the next run continues the row).
+            known = self.known_jobs.get(row_id)
+            return RowOutcome(
+                id=row_id,
+                error=Cancelled(f"row {row_id} was interrupted", job_id=known, remote_cancelled=False),
+                job_id=known,
+            )
+        finally:
+            self._admitted_done(planned.row.id)
+            self.in_flight.pop(row_id, None)
+        if outcome.tier is None and planned.tier is not None:
+            outcome = attrs.evolve(outcome, tier=planned.tier)
+        return outcome
+
+    def _finish(self, planned: PlannedRow, outcome: RowOutcome) -> None:
+        row_id = planned.row.id
+        self._free_slot()
+        interrupted = self._stopping and isinstance(outcome.error, Cancelled)
+        if interrupted or outcome.state == "not_submitted":
+            # Stopped by us: not a final state; the next run picks it up (or submits it afresh).
+            self.states[row_id] = "pending"
+        else:
+            self.states[row_id] = "succeeded" if outcome.result is not None else "failed"
+            if outcome.cost is not None:
+                self.spent += outcome.cost.amount
+                estimated = planned.estimate.amount if planned.estimate is not None else 0.0
+                if estimated > 0 and outcome.cost.amount > 0:
+                    self._price_ratio = max(self._price_ratio, outcome.cost.amount / estimated)
+            if outcome.elapsed is not None:
+                self.eta.learn(planned.provider.name, outcome.tier, planned.row.request.duration, outcome.elapsed)
+            if self.results is not None:
+                self.results.append(outcome.to_line())
+        self._update()
+
+    async def _worker(self, rows: deque[PlannedRow]) -> None:
+        while rows and not self._stopping and not self._budget_stopped:
+            planned = rows.popleft()
+            task = asyncio.ensure_future(self._one(planned))
+            self.tasks[planned.row.id] = task
+            try:
+                outcome = await task
+            finally:
+                self.tasks.pop(planned.row.id, None)
+            self._finish(planned, outcome)
+            await self.outcomes.put(outcome)
+
+    def interrupt(self, why: str) -> None:
+        """Stop submitting; cancel rows in flight (the provider stops what it can; the rest runs on)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.stopped = why
+        for task in list(self.tasks.values()):
+            task.cancel()
+        self._update()
+
+    async def run(self) -> None:
+        groups: dict[str, deque[PlannedRow]] = {}
+        providers: dict[str, Provider] = {}
+        for planned in self.todo:
+            groups.setdefault(planned.provider.name, deque()).append(planned)
+            providers[planned.provider.name] = planned.provider
+        workers = []
+        for name, rows in groups.items():
+            size, _ = self._window(providers[name])
+            workers += [asyncio.ensure_future(self._worker(rows)) for _ in range(min(size, len(rows)))]
+        self._update()
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await self.outcomes.put(None)
+
+
+def check_budget(plan: BatchPlan, max_cost: float | None, spent: float = 0.0) -> None:
+    if max_cost is None:
+        return
+    unpriced = plan.unpriced()
+    if unpriced:
+        ids = ", ".join(p.row.id for p in unpriced[:5])
+        raise ValidationError(
+            f"--max-cost needs a price for every row; {len(unpriced)} row(s) have none ({ids}): "
+            "declare one in [pricing.NAME] or drop --max-cost",
+            field="max_cost",
+        )
+    totals = plan.total()
+    if len(totals) > 1:
+        raise ValidationError(
+            f"the rows are priced in {', '.join(sorted(totals))}; a budget is in one currency: "
+            "run one batch per currency",
+            field="max_cost",
+        )
+    total = sum(totals.values())
+    if spent + total > max_cost + 1e-9:
+        currency = next(iter(totals), "")
+        raise ValidationError(
+            f"the estimate ({_money(total, currency)} for {len(plan.rows)} rows"
+            + (f", plus {_money(spent, currency)} already spent" if spent else "")
+            + f") exceeds --max-cost {max_cost:g}: raise it or run fewer rows",
+            field="max_cost",
+        )
+
+
+def _money(amount: float, currency: str) -> str:
+    return f"{amount:.4g} {currency}".strip()
