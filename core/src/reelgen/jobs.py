@@ -67,6 +67,8 @@ Mode = Literal["drive", "follow", "recover"]
 _SUBMIT_ATTEMPTS = 8
 #: How far beyond the create's own time span the provider's task list is searched (clock skew).
 _RECONCILE_SKEW = 5.0
+#: Looks at the task list while other creates of the account may still name their tasks.
+_RECONCILE_LOOKS = 4
 #: How often a follower looks at the journal.
 _FOLLOW_EVERY = 0.5
 
@@ -304,6 +306,11 @@ class Job:
             log.error("could not update job %s in the journal %s: %s", self.id, self._journal.location, exc)
             return
         if updated is None:
+            if loud:
+                raise JournalError(
+                    f"job {self.id} was taken over by another process in the journal {self._journal.location}; "
+                    "nothing more is sent from here"
+                )
             log.warning("job %s was taken over by another process; leaving it to that one", self.id)
             return
         self._entry = updated
@@ -455,6 +462,7 @@ class Job:
                 raise self._too_late("while waiting to submit")
             try:
                 self._sent_at = time.time()
+                await self._journal_update(loud=True, sent_at=self._sent_at, heartbeat=self._sent_at)
                 created = await _counted(token, self.provider.submit(self.request))
             except asyncio.CancelledError:
                 # Interrupted mid-create: a task may exist (the provider cancels such orphans
@@ -532,40 +540,70 @@ class Job:
     async def _reconcile(self, *, ambiguous: BaseException | None = None) -> Literal["adopted", "absent"]:
         """Look for the task an ambiguous create may have made. Adopt exactly one unclaimed
         match; `absent` when the task list proves there is none; else the entry stays
-        `unknown` and `SubmissionUnknown` names it and the candidates."""
+        `unknown` and `SubmissionUnknown` names it and the candidates.
+
+        The list shows no prompt, so a task another generation of this account created in
+        the same window, and has not journaled yet, would look like ours: while other
+        creates of the account are in flight, the lone candidate is not adopted until they
+        have named their tasks (a few looks, a second apart), else the entry stays unknown."""
         entry = self._entry
         finder = getattr(self.provider, "find_jobs", None)
         request = self._matching_request()
         found: list[ProviderJob] | None = None
-        if finder is not None and request is not None and entry is not None:
-            try:
-                since = self._sent_at if self._sent_at is not None else entry.submitted_at
-                token = await self._throttle_query()
-                found = await _counted(
-                    token,
-                    finder(request, since=since - _RECONCILE_SKEW, until=time.time() + _RECONCILE_SKEW),
-                )
-            except (ProviderError, GenerationTimeout) as exc:
-                log.warning("could not list %s's tasks to reconcile %s: %s", self.provider.name, self.id, exc)
-                found = None
         free: list[ProviderJob] = []
-        if found is not None:
+        for look in range(1, _RECONCILE_LOOKS + 1):
+            found = await self._list_candidates(finder, request)
+            if found is None:
+                break
             claimed: set[str] = set()
             if self._journal is not None:
                 claimed = await asyncio.to_thread(
                     self._journal.claimed, self.provider.name, [job.task_id for job in found]
                 )
             free = [job for job in found if job.task_id not in claimed]
-            if len(free) == 1:
+            if not free:
+                return "absent"
+            if len(free) == 1 and not await self._others_creating():
                 await self._created(free[0])
                 self.emit("attached", job_id=free[0].id, why="adopted")
                 return "adopted"
-            if not free:
-                return "absent"
+            if len(free) > 1 or look == _RECONCILE_LOOKS:
+                break
+            await self._sleep(min(1.0, max(0.0, self._remaining())))
         candidates = [job.task_id for job in free]
         why = str(ambiguous) if ambiguous is not None else (entry.error if entry is not None else None)
         await self._journal_update(state="unknown", error=why, candidates=candidates)
         raise self._unknown_error(candidates, listed=found is not None, why=why)
+
+    async def _list_candidates(self, finder: Any, request: VideoRequest | None) -> list[ProviderJob] | None:
+        entry = self._entry
+        if finder is None or request is None or entry is None:
+            return None
+        try:
+            since = self._sent_at or entry.sent_at or entry.submitted_at
+            token = await self._throttle_query()
+            found: list[ProviderJob] | None = await _counted(
+                token, finder(request, since=since - _RECONCILE_SKEW, until=time.time() + _RECONCILE_SKEW)
+            )
+        except (ProviderError, GenerationTimeout) as exc:
+            log.warning("could not list %s's tasks to reconcile %s: %s", self.provider.name, self.id, exc)
+            return None
+        return found
+
+    async def _others_creating(self) -> bool:
+        """Are other generations of this account between sending their create and its answer?"""
+        if self._journal is None or self._entry is None:
+            return False
+        mine = self._entry
+        entries = await asyncio.to_thread(self._journal.list, states=["submitting"], limit=1000)
+        return any(
+            other.id != mine.id
+            and other.sent_at is not None
+            and other.provider == mine.provider
+            and other.account == mine.account
+            and not other.orphaned()
+            for other in entries
+        )
 
     def _unknown_error(self, candidates: list[str], *, listed: bool, why: str | None) -> SubmissionUnknown:
         ref = self._entry.ref if self._entry is not None else None

@@ -208,8 +208,10 @@ class JournalEntry:
     account: str = ""
     #: False for `use_cache=False` (a new take): never attached to, never cached.
     shared: bool = True
-    #: Unix time the entry was opened (just before the create was sent).
+    #: Unix time the entry was opened (before the governor's wait and the create).
     submitted_at: float = 0.0
+    #: Unix time the (last) create was sent; None while waiting for a slot or a token.
+    sent_at: float | None = None
     updated_at: float = 0.0
     finished_at: float | None = None
     owner: Owner | None = None

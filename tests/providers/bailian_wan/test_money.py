@@ -314,3 +314,40 @@ async def test_an_owner_killed_mid_create_is_reconciled_by_the_next_request(dash
     assert result.task_id == made.task_id and created(dashscope_emulator) == 1
     assert get_journal(config).get(orphan.id).state == "succeeded"
     assert [e.data["why"] for e in events if e.kind == "attached"] == ["adopted", "adopted"]
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_a_lone_candidate_is_not_adopted_while_another_create_is_in_flight(
+    dashscope_emulator, wide_photo, tmp_path
+):
+    """Item 4: the list shows no prompt; a task another generation has sent but not yet
+    named could pass for ours. Unknown until that create has answered; then resume adopts."""
+    import time
+
+    from reelgen.governor import account_for
+    from reelgen.journal import JournalEntry, Owner, new_entry_id
+
+    config = make_config(tmp_path)
+    provider = provider_for(dashscope_emulator)
+    now = time.time()
+    other = JournalEntry(
+        id=new_entry_id(),
+        provider="bailian_wan",
+        model=provider.capabilities.model,
+        key="another request",
+        state="submitting",
+        account=account_for(provider).id,
+        owner=Owner.current(),
+        submitted_at=now,
+        sent_at=now,
+        heartbeat=now,
+    )
+    journal = get_journal(config)
+    journal.open(other)
+    dashscope_emulator.script_faults("create_reply_reset")
+    with pytest.raises(SubmissionUnknown) as caught:
+        await reelgen.agenerate(request(wide_photo), provider, config=config)
+    assert len(caught.value.candidates) == 1 and created(dashscope_emulator) == 1
+    journal.update(other.id, state="failed")  # that create has answered
+    result = await reelgen.resume(caught.value.job_id, config=config, provider=provider_for(dashscope_emulator)).wait()
+    assert result.task_id == caught.value.candidates[0] and created(dashscope_emulator) == 1
