@@ -160,8 +160,14 @@ def batch(
         fail(exc, as_json=as_json)
     results = out if out is not None else default_results_path(manifest)
     if queue:
+        from .._batchrunner import check_budget
         from .worker import run_queued
 
+        try:
+            # Workers run rows independently: the budget is checked against the whole manifest, up front.
+            check_budget(plan, max_cost)
+        except ReelgenError as exc:
+            fail(exc, as_json=as_json)
         run_queued(plan, config, results, manifest=manifest, wait=not no_wait, as_json=as_json)
         return
     _run(plan, config, results, manifest=manifest, max_cost=max_cost, skip_invalid=skip_invalid, as_json=as_json)
