@@ -199,3 +199,18 @@ async def test_the_reference_image_is_read_once_with_preview(config, tmp_path, p
     await reelgen.agenerate(request, PreviewProvider({"work_dir": str(tmp_path / "r")}), config=config)
     image_reads.path = None
     assert image_reads.count == 1
+
+
+def test_clearing_a_damaged_cache_moves_it_aside_and_keeps_it(tmp_path):
+    """Item 11: `cache clear` works on a corrupt file, and never deletes user data silently."""
+    from reelgen.store import open_cache
+
+    path = tmp_path / "cache.db"
+    garbage = b"not sqlite" * 500
+    path.write_bytes(garbage)
+    store = open_cache(f"sqlite:///{path}")
+    with pytest.raises(reelgen.ConfigError, match="cache clear"):
+        store.cache_list()
+    assert store.cache_clear() == 0
+    assert store.moved_aside is not None and store.moved_aside.read_bytes() == garbage
+    assert open_cache(f"sqlite:///{path}").cache_list() == []  # a fresh cache in its place
