@@ -99,6 +99,18 @@ def _group(pgid: int) -> list[int]:
     return pids
 
 
+def _explain(redis_url: str, namespace: str, prompt: str, emulator: Any) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    print(f"  row {prompt!r}: tasks {[t['task_id'] for t in emulator.tasks() if t['input'].get('prompt') == prompt]}")
+    for key in client.scan_iter(f"{namespace}:journal:entry:*"):
+        data = json.loads(client.hget(key, "data") or "{}")
+        if data.get("request", {}).get("prompt") == prompt:
+            keep = ("id", "state", "task_id", "error", "submitted_at", "updated_at", "owner")
+            print("   ", {k: data.get(k) for k in keep})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=60)
@@ -227,6 +239,9 @@ time_scale = {args.scale}
             f"account {name}: self-caused 429s {counters['throttled']}, creates {counters['tasks_created']} "
             f"for {len(rows)} rows (per row: min {min(per_row)}, max {max(per_row)})"
         )
+        for row, count in zip(rows, per_row, strict=True):
+            if count != 1:  # say what happened to it (never expected: a create too many is money)
+                _explain(redis_url, config.cluster.namespace, str(row.request["prompt"]), emulator)
     succeeded = [line for line in done.values() if line.get("state") == "succeeded"]
     print(f"rows lost (no stored video): {args.rows - len(succeeded)}")
     print(f"wall {wall:.1f} s, two-account floor {floor:.1f} s: {wall / floor:.3f}x the floor")

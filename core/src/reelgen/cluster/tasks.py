@@ -83,7 +83,12 @@ def reelgen_submit(task: dict[str, Any]) -> None:
 @dramatiq.actor(queue_name=QUEUE, max_retries=20, min_backoff=1000, max_backoff=30000, time_limit=_TIME_LIMIT_MS)
 def reelgen_check(task: dict[str, Any], check: dict[str, Any]) -> None:
     """Poll the row's job once; collect it, or schedule the next check."""
-    _send_next(task, asyncio.run(check_step(_task(task), Check(**check), load_config())))
+    step = check_step(_task(task), Check(**check), load_config(), wake=_wake)
+    _send_next(task, asyncio.run(step))
+
+
+def _wake(task: dict[str, Any]) -> None:
+    reelgen_submit.send(task)
 
 
 def enqueue_task(task: Task) -> None:

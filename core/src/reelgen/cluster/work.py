@@ -28,9 +28,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..batches import RowOutcome
     from ..config import Config
     from ..contract import VideoRequest, VideoResult
+    from ..events import Event
     from ..journal import JournalEntry
     from ..provider import Provider
     from .batchstate import BatchState
@@ -264,8 +267,15 @@ def _next_delay(provider: Provider, config: Config, ref: str, attempt: int) -> f
     return max(_MIN_CHECK, float(provider.poll_delay(job, attempt, time.time() - job.submitted_at)))
 
 
-async def check_step(task: Task, check: Check, config: Config) -> Check | Resubmit | Wake | None:
-    """Look at the row's job once; collect it when it has ended, else say when to look again."""
+async def check_step(
+    task: Task, check: Check, config: Config, *, wake: Callable[[dict[str, Any]], None] | None = None
+) -> Check | Resubmit | Wake | None:
+    """Look at the row's job once; collect it when it has ended, else say when to look again.
+
+    `wake(task)` sends a parked row's submit as soon as this job's slot is free: the pipeline
+    frees it when it sees the task end, before the download, so the next row starts while
+    this one's video is downloaded and stored.
+    """
     from ..errors import ProviderFailed, ReelgenError, TransientError
     from ..journal import JournalError, Owner, get_journal
     from ..pipeline import resume
@@ -292,8 +302,19 @@ async def check_step(task: Task, check: Check, config: Config) -> Check | Resubm
     if busy or journal.adopt(entry.id, entry.owner, me) is None:
         # Someone alive drives it (a `jobs resume`, or a duplicate won the adoption): look later.
         return _again(state, task, check, delay=max(1.0, check.delay))
+    woke = False
+
+    def observe(event: Event) -> None:
+        nonlocal woke
+        delivering = event.kind == "downloaded" or event.data.get("phase") == "downloading"
+        if delivering and not woke and wake is not None:
+            woke = True
+            early = _wake(provider, config)
+            if early is not None:
+                wake(early.task)
+
     try:
-        job = resume(entry.id, config=config, provider=provider)
+        job = resume(entry.id, config=config, provider=provider, on_event=observe)
         if entry.task_id is not None and not entry.terminal:
             try:
                 status = await job.status()
@@ -313,12 +334,12 @@ async def check_step(task: Task, check: Check, config: Config) -> Check | Resubm
         if never_created and state.restart(task.row, check.seq, limit=MAX_RESTARTS):
             return Resubmit(delay=0.0)
         state.finish(task.row, _failed(task, exc, entry.ref).to_line())
-        return _wake(provider, config)
+        return None if woke else _wake(provider, config)
     except ReelgenError as exc:
         state.finish(task.row, _failed(task, exc, entry.ref).to_line())
-        return _wake(provider, config)
+        return None if woke else _wake(provider, config)
     state.finish(task.row, _outcome(task, provider, config, result, entry.submitted_at).to_line())
-    return _wake(provider, config)
+    return None if woke else _wake(provider, config)
 
 
 async def _hand_back(entry: JournalEntry, seen: str, provider: Provider, config: Config) -> None:
