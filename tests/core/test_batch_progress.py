@@ -79,3 +79,48 @@ def test_silence_gets_a_heartbeat(capsys: pytest.CaptureFixture[str]) -> None:
 def test_an_eta_is_shown_only_once_it_is_learned() -> None:
     assert describe_batch(_progress(eta=None)).endswith("ETA learning")
     assert "ETA" not in describe_batch(_progress(done=9, failed=1, running=0, waiting=0))
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=150.0)
+def test_generate_without_a_terminal_shows_retries_slots_queue_and_running(dashscope_emulator, tmp_path) -> None:
+    """One clip, two processes, one slot: the second waits for it, its create is throttled once, then it queues."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    Image.effect_noise((480, 270), 40).convert("RGB").save(tmp_path / "shot.jpg")
+    (tmp_path / "reelgen.toml").write_text("[limits.bailian_wan]\nconcurrency = 1\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REELGEN_", "DASHSCOPE_"))}
+    env.update(
+        DASHSCOPE_HTTP_BASE_URL=dashscope_emulator.base_url,
+        DASHSCOPE_API_KEY="sk-progress-test-0123456789",
+        REELGEN_PROVIDER="bailian_wan",
+        REELGEN_STORAGE_URL=str(tmp_path / "videos"),
+        REELGEN_CACHE_URL="none",
+        REELGEN_JOBS_URL=f"sqlite:///{tmp_path / 'jobs.db'}",
+        REELGEN_PROVIDERS__BAILIAN_WAN__TIME_SCALE="0.01",
+    )
+
+    def generate(prompt: str) -> subprocess.Popen[str]:
+        image = str(tmp_path / "shot.jpg")
+        command = [sys.executable, "-m", "reelgen", "generate", image, "-p", prompt, "--duration", "2"]
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        return subprocess.Popen(command, env=env, cwd=tmp_path, text=True, **pipes)  # type: ignore[call-overload]
+
+    first = generate("waves, first")
+    deadline = time.monotonic() + 60
+    while not dashscope_emulator.tasks():
+        assert time.monotonic() < deadline and first.poll() is None, "the first job was never created"
+        time.sleep(0.05)
+    dashscope_emulator.script_faults("create_429", times=1)
+    second = generate("waves, second")
+    _, first_err = first.communicate(timeout=120)
+    _, second_err = second.communicate(timeout=120)
+    assert first.returncode == 0, first_err
+    assert second.returncode == 0, second_err
+    assert "queued at bailian_wan" in first_err and "running at bailian_wan (RUNNING)" in first_err
+    assert "waiting for a slot: 1/1 in use" in second_err
+    retry = next(line for line in second_err.splitlines() if "retrying submit (attempt 1) in " in line)
+    assert "Throttling" in retry or "429" in retry  # the reason, as the service gave it
