@@ -26,7 +26,7 @@ from .config import Config, load_config
 from .contract import VideoRequest, VideoResult, with_provider_defaults
 from .errors import ValidationError
 from .images import ImageData, image_key, resolve_image
-from .jobs import EventCallback, Job, in_flight, job_from_record
+from .jobs import EventCallback, Job, in_flight, job_from_record, job_record
 from .journal import Journal, JournalEntry, Owner, get_journal, is_entry_id, new_entry_id, parse_job_id, validate_ref
 from .pricing import estimate
 from .provider import Provider, ProviderJob
@@ -322,6 +322,28 @@ def resume(
         chosen = provider or get_provider(name, config=config)
         _same_provider(job_id, name, chosen)
         bare = ProviderJob(provider=name, model=chosen.capabilities.model, task_id=task_id, submitted_at=time.time())
+        known = None
+        if journal is not None:
+            # Journaled from now on (not shared, not cached: its request is unknown), so it
+            # shows in `reelgen jobs list` and its outcome is kept.
+            now = time.time()
+            known = journal.open(
+                JournalEntry(
+                    id=new_entry_id(),
+                    provider=name,
+                    model=bare.model,
+                    key="",
+                    state="queued",
+                    account=_account_id(chosen),
+                    shared=False,
+                    submitted_at=now,
+                    updated_at=now,
+                    owner=Owner.current(),
+                    heartbeat=now,
+                    task_id=task_id,
+                    job=job_record(bare),
+                )
+            ).entry
         return Job(
             provider=chosen,
             config=config,
@@ -332,6 +354,9 @@ def resume(
             deadline_at=deadline_at,
             on_event=on_event,
             queue_timeout=queued,
+            journal=journal,
+            entry=known,
+            use_cache=False,
         )
     chosen = provider or get_provider(entry.provider, config=config)
     _same_provider(job_id, entry.provider, chosen)

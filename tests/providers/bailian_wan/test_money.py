@@ -351,3 +351,16 @@ async def test_a_lone_candidate_is_not_adopted_while_another_create_is_in_flight
     journal.update(other.id, state="failed")  # that create has answered
     result = await reelgen.resume(caught.value.job_id, config=config, provider=provider_for(dashscope_emulator)).wait()
     assert result.task_id == caught.value.candidates[0] and created(dashscope_emulator) == 1
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_a_job_the_journal_never_saw_is_journaled_when_resumed(dashscope_emulator, wide_photo, tmp_path):
+    """Every paid job can be found afterwards: one made elsewhere and collected by id is listed too."""
+    config = make_config(tmp_path)
+    made = await provider_for(dashscope_emulator).submit(request(wide_photo))
+    result = await reelgen.resume(made.id, config=config, provider=provider_for(dashscope_emulator)).wait()
+    entry = get_journal(config).get(made.id)
+    assert entry is not None and entry.state == "succeeded" and entry.result == result and not entry.shared
+    from reelgen.store import open_cache
+
+    assert open_cache(config.cache.url).cache_list() == []  # its request is unknown: never cached
