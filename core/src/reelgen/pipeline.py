@@ -306,8 +306,9 @@ def resume(
     What the journal knows (the request, the cache key, whether the take is cached) is
     picked up, so the result is cached and checked as if it had never been interrupted;
     an `unknown` entry is reconciled through the provider's task list, a
-    `delivery_failed` one finishes its delivery. A job the journal does not know is still
-    polled, downloaded and stored. A job another live process drives is followed.
+    `delivery_failed` one finishes its delivery. A job the journal does not know is
+    journaled from then on, polled, downloaded and stored (never cached: its request is
+    unknown). A job another live process drives is followed.
     """
     validate_ref(job_id)
     config = config or load_config()
