@@ -203,3 +203,23 @@ def test_sigterm_stops_submitting_cancels_queued_jobs_and_says_how_to_continue(
     assert counters["tasks_created"] == 5
     assert counters["tasks_by_status"].get("CANCELED") == 5
     assert not (tmp_path / "shots.results.jsonl").exists() or (tmp_path / "shots.results.jsonl").read_text() == ""
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+def test_the_eta_is_learned_from_the_accounts_history_for_the_same_tier_only(
+    dashscope_emulator, tmp_path, shot
+) -> None:
+    import attrs
+
+    config = _config(dashscope_emulator, tmp_path)
+    list(reelgen.batch(_requests(shot, 2), config=config, results=tmp_path / "first.jsonl"))  # 720P history
+
+    def first_update(requests: list[tuple[str, reelgen.VideoRequest]], name: str) -> BatchProgress:
+        updates: list[BatchProgress] = []
+        list(reelgen.batch(requests, config=config, results=tmp_path / name, on_update=updates.append))
+        return updates[0]
+
+    fresh_720 = [(f"n{n}", attrs.evolve(request, seed=100 + n)) for n, (_, request) in enumerate(_requests(shot, 2))]
+    assert first_update(fresh_720, "second.jsonl").eta is not None  # before any row of this batch finished
+    fresh_1080 = [(row_id, attrs.evolve(request, size="1920*1080")) for row_id, request in fresh_720]
+    assert first_update(fresh_1080, "third.jsonl").eta is None  # no 1080P history: never borrowed from 720P

@@ -12,7 +12,7 @@ import logging
 import statistics
 from collections import deque
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
@@ -22,6 +22,9 @@ from .config import Config
 from .errors import Cancelled, ValidationError
 from .events import Event
 from .provider import Provider
+
+if TYPE_CHECKING:
+    from .journal import Journal
 
 __all__ = ["Runner", "check_budget", "window"]
 
@@ -39,10 +42,35 @@ _SLOT_CHECK = 0.25
 
 
 class _Eta:
-    """Seconds a row takes, learned per (provider, model, tier) from rows that finished."""
+    """Seconds a row takes, learned per (provider, tier) from rows that finished.
+
+    Seeded from the job journal's finished generations of the same provider *account*
+    (so emulator runs, which are another account, never teach a real batch) and tier;
+    then every row that finishes here adds to it. Kept as seconds per output second.
+    """
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str | None], list[float]] = {}
+
+    def seed(self, journal: Journal, provider: Provider, config: Config) -> None:
+        """Learn from the journal's last succeeded entries of this provider's account."""
+        from .governor import account_for
+        from .pricing import pricing_for, tier_of_usage
+
+        account = account_for(provider).id
+        pricing = pricing_for(provider, config)
+        for entry in journal.list(states=["succeeded"], limit=_HISTORY):
+            if entry.provider != provider.name or entry.account != account:
+                continue
+            if entry.sent_at is None or entry.finished_at is None:
+                continue
+            usage = entry.usage or (entry.result.usage if entry.result is not None else {})
+            seconds_key = pricing.usage_seconds if pricing is not None else "duration"
+            duration = usage.get(seconds_key) or entry.request.get("duration")
+            if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration <= 0:
+                continue
+            tier = tier_of_usage(usage, provider, pricing)
+            self.learn(provider.name, tier, float(duration), entry.finished_at - entry.sent_at)
 
     def learn(self, provider: str, tier: str | None, duration: float, elapsed: float) -> None:
         self._seen.setdefault((provider, tier), []).append(elapsed / max(duration, 1.0))
@@ -50,6 +78,10 @@ class _Eta:
     def row_seconds(self, provider: str, tier: str | None, duration: float) -> float | None:
         seen = self._seen.get((provider, tier))
         return statistics.median(seen) * max(duration, 1.0) if seen else None
+
+
+#: Finished journal entries read to seed the ETA.
+_HISTORY = 500
 
 
 def window(provider: Provider, config: Config) -> tuple[int, int | None]:
@@ -401,12 +433,27 @@ class Runner:
             task.cancel()
         self._update()
 
+    async def _seed_eta(self, providers: list[Provider]) -> None:
+        from .journal import get_journal
+
+        def seed() -> None:
+            journal = get_journal(self.config)
+            if journal is not None:
+                for provider in providers:
+                    self.eta.seed(journal, provider, self.config)
+
+        try:
+            await asyncio.to_thread(seed)
+        except Exception:  # an ETA is a nicety: never a reason to stop a batch
+            log.warning("could not read the timing history from the job journal", exc_info=True)
+
     async def run(self) -> None:
         groups: dict[str, deque[PlannedRow]] = {}
         providers: dict[str, Provider] = {}
         for planned in self.todo:
             groups.setdefault(planned.provider.name, deque()).append(planned)
             providers[planned.provider.name] = planned.provider
+        await self._seed_eta(list(providers.values()))
         workers = []
         for name, rows in groups.items():
             size, _ = self._window(providers[name])

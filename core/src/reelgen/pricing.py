@@ -39,7 +39,17 @@ if TYPE_CHECKING:
     from .config import Config
     from .provider import Provider
 
-__all__ = ["Cost", "PriceTable", "Pricing", "Rate", "billed_cost", "estimate", "pricing_for", "region_of"]
+__all__ = [
+    "Cost",
+    "PriceTable",
+    "Pricing",
+    "Rate",
+    "billed_cost",
+    "estimate",
+    "pricing_for",
+    "region_of",
+    "tier_of_usage",
+]
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -240,6 +250,13 @@ def _usage_tier(value: Any, capabilities: Capabilities) -> str | None:
     text = str(value).strip().upper()
     names = {tier.name.upper(): tier.name for tier in capabilities.resolution_tiers}
     return names.get(text) or names.get(text + "P") or str(value)
+
+
+def tier_of_usage(usage: Mapping[str, Any], provider: Provider, pricing: Pricing | None) -> str | None:
+    """The resolution tier a provider reported billing (its `usage`), as a declared tier name."""
+    if pricing is None or pricing.usage_tier is None:
+        return None
+    return _usage_tier(usage.get(pricing.usage_tier), provider.capabilities)
 
 
 def billed_cost(
