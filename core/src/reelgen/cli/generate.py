@@ -268,7 +268,7 @@ def generate(
         _print_submitted(job, as_json=as_json)
         return
     if output is not None:
-        _copy_output(result, output, as_json=as_json)
+        _copy_output(result, output, as_json=as_json, options=dict(config.storage.options))
     print_result(result, as_json=as_json, shown_warnings=shown)
     _print_cost(result, request, chosen, config)
 
@@ -351,12 +351,12 @@ def _print_submitted(job: Job, *, as_json: bool) -> None:
     click.echo(f"submitted; collect the video with: {command}", err=True)
 
 
-def _copy_output(result: VideoResult, output: str, *, as_json: bool) -> None:
+def _copy_output(result: VideoResult, output: str, *, as_json: bool, options: dict[str, Any]) -> None:
     from ..errors import StorageError
     from .output import copy_video
 
     try:
-        copy_video(result, output)
+        copy_video(result, output, options=options)
     except StorageError as exc:
         fail(exc, as_json=as_json)
     if not as_json:
