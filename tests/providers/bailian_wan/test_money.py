@@ -15,6 +15,7 @@ import reelgen
 from reelgen.config import CacheConfig, Config, JobsConfig, StorageConfig
 from reelgen.errors import DeliveryFailed, GenerationTimeout, SubmissionUnknown, ValidationError
 from reelgen.journal import get_journal
+from reelgen_bailian_wan.emulator import Faults
 from tests.providers.bailian_wan.helpers import provider_for, request
 
 
@@ -364,3 +365,12 @@ async def test_a_job_the_journal_never_saw_is_journaled_when_resumed(dashscope_e
     from reelgen.store import open_cache
 
     assert open_cache(config.cache.url).cache_list() == []  # its request is unknown: never cached
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", faults=Faults(create_reply_stall_seconds=3.0))
+async def test_a_create_that_outlives_the_read_timeout_is_reconciled(dashscope_emulator, wide_photo, tmp_path):
+    """Item 4: the read timeout fires after the task was made: found in the list, not paid twice."""
+    dashscope_emulator.script_faults("create_reply_stall")
+    provider = provider_for(dashscope_emulator, request_timeout=0.5)
+    result = await reelgen.agenerate(request(wide_photo), provider, config=make_config(tmp_path))
+    assert created(dashscope_emulator) == 1 and result.task_id == dashscope_emulator.tasks()[0]["task_id"]
