@@ -361,3 +361,18 @@ def test_unusable_storage_is_refused_before_paying(workdir, capsys, dashscope_em
     code, _, err = run(capsys, *GENERATE)
     assert code == 2 and "Traceback" not in err and url.split("/")[0] in err
     assert dashscope_emulator.counters()["creates"] == 0
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+def test_jobs_resume_collects_a_job_the_journal_does_not_know(workdir, capsys, dashscope_emulator, monkeypatch) -> None:
+    monkeypatch.setenv("REELGEN_JOBS_URL", "off")
+    code, out, err = run(capsys, *GENERATE, "--no-wait")
+    assert code == 0, err
+    job_id = out.strip()
+    code, out, err = run(capsys, "jobs", "list")
+    assert code == 2 and "journal is off" in err
+    code, out, err = run(capsys, "jobs", "resume", job_id, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["task_id"] == job_id.split(":", 1)[1]
+    assert sha256(Path(result["video_url"][len("file://") :])) == result["sha256"]
