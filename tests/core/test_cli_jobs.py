@@ -16,6 +16,7 @@ from PIL import Image
 
 from reelgen import registry
 from reelgen.cli import main
+from reelgen_bailian_wan.emulator import Faults
 from tests.helpers.cli import cli_env, read_stderr_until, run_cli, start_cli, wait_for
 
 PHOTO_ARGS = ("photo.jpg", "--prompt", "waves against a lighthouse", "--duration", "2", "--size", "1280*720")
@@ -376,3 +377,17 @@ def test_jobs_resume_collects_a_job_the_journal_does_not_know(workdir, capsys, d
     result = json.loads(out)
     assert result["task_id"] == job_id.split(":", 1)[1]
     assert sha256(Path(result["video_url"][len("file://") :])) == result["sha256"]
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", faults=Faults(early_expiry=1.0))
+def test_a_paid_job_that_could_not_be_delivered_is_named_and_cannot_be_cancelled(workdir, capsys) -> None:
+    code, out, err = run(capsys, *GENERATE, "--json")
+    assert code == 4, err
+    error = json.loads(out)["error"]
+    assert error["type"] == "DeliveryFailed" and error["resume"] == f"reelgen jobs resume {error['job_id']}"
+    assert err.strip().endswith(error["resume"])
+    code, out, _ = run(capsys, "jobs", "list", "--state", "delivery_failed", "--json")
+    assert [entry["job_id"] for entry in json.loads(out)] == [error["job_id"]]
+    code, _, err = run(capsys, "jobs", "cancel", error["job_id"])
+    assert code == 4 and "already finished at the provider and is billed" in err
+    assert err.strip().endswith(error["resume"])

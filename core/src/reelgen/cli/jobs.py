@@ -245,6 +245,14 @@ def cancel(job_id: str) -> None:
     if entry.terminal:
         click.echo(f"job {entry.ref} is already {entry.state}: nothing to cancel")
         return
+    if entry.state in ("delivering", "delivery_failed"):
+        click.secho(
+            f"job {entry.ref} already finished at the provider and is billed: nothing to cancel; "
+            f"collect the video with: {resume_command(entry.ref)}",
+            fg="yellow",
+            err=True,
+        )
+        raise SystemExit(4)
     if entry.job_id is None:
         fail(
             ValidationError(
