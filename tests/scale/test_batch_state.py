@@ -40,3 +40,13 @@ def test_the_waiting_room_hands_out_the_oldest_row_once(redis_url):
     room.park({"row": "early"}, at=30.0)  # parked again: still one entry, still its first place
     assert len(room) == 2
     assert room.take() == {"row": "early"} and room.take() == {"row": "late"} and room.take() is None
+
+
+def test_only_one_copy_of_a_row_s_submit_runs_at_once(redis_url):
+    state = BatchState(redis_url, "reelgen", "b4")
+    first = state.claim_submit("r1", ttl=30)
+    assert first is not None and state.claim_submit("r1", ttl=30) is None
+    state.release_submit("r1", "not-the-holder")  # only the holder lets go
+    assert state.claim_submit("r1", ttl=30) is None
+    state.release_submit("r1", first)
+    assert state.claim_submit("r1", ttl=30) is not None

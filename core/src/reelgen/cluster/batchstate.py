@@ -7,7 +7,9 @@ Under `NAMESPACE:batch:ID:` (hashes keyed by row id):
 * `seq`: the number of the row's one live check message (an older duplicate drops itself,
   so redeliveries never multiply the checks);
 * `done`: the row's results-file line, written once (`HSETNX`: the first outcome wins);
-* `restarts`: how often the row started over because its job was proved never created.
+* `restarts`: how often the row started over because its job was proved never created;
+* `submitting:ROW`: held (with a time to live) while one worker submits the row, so two
+  copies of its submit message never run at once.
 
 The follower (`reelgen batch --queue`) copies `done` lines into the results file.
 """
@@ -82,6 +84,23 @@ class BatchState:
         keys = (self._key("seq"), self._key("job"), self._key("restarts"))
         with guarded(self.url, "use the queue in"):
             return bool(self._client().eval(script, 3, *keys, row, seq, limit))
+
+    def claim_submit(self, row: str, *, ttl: float) -> str | None:
+        """A token if this worker may submit `row` now (no other copy is submitting it)."""
+        import uuid
+
+        token = uuid.uuid4().hex
+        with guarded(self.url, "use the queue in"):
+            taken = self._client().set(self._key(f"submitting:{row}"), token, nx=True, px=int(ttl * 1000))
+        return token if taken else None
+
+    def release_submit(self, row: str, token: str) -> None:
+        script = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
+        """
+        with guarded(self.url, "use the queue in"):
+            self._client().eval(script, 1, self._key(f"submitting:{row}"), token)
 
     def finish(self, row: str, line: dict[str, Any]) -> bool:
         """Record the row's outcome line; False if another outcome was recorded first."""

@@ -48,6 +48,8 @@ SUBMIT_BUDGET = 20.0
 _SLOT_RECHECK = 3.0
 #: The shortest pause between two checks of one job (seconds).
 _MIN_CHECK = 0.25
+#: How much longer than a submit step's budget a row's submit claim lives (a dead holder's lapses).
+_CLAIM_MARGIN = 40.0
 #: How often a row may start over after its job was proved never created (its worker died before the create).
 MAX_RESTARTS = 5
 
@@ -174,15 +176,36 @@ async def submit_step(task: Task, config: Config) -> Check | Resubmit | None:
     """Create the row's job (once), hand it to the fleet, and say when to check it.
 
     A full account is not waited for here: the row goes back to the queue (`Resubmit`),
-    so no worker sits on a slot wait for minutes.
+    so no worker sits on a slot wait for minutes. Copies of a row's submit message (a
+    redelivery, a woken parked row) never run at once: one claims the row, the others
+    come back later and find its job.
     """
+    config = _config(task, config)
+    state = _state(task, config)
+    if state.is_done(task.row):
+        return None
+    ref = state.job(task.row)
+    if ref is None:
+        claim = state.claim_submit(task.row, ttl=SUBMIT_BUDGET + _CLAIM_MARGIN)
+        if claim is None:
+            return Resubmit(delay=_SLOT_RECHECK)  # another copy of this submit is running
+        try:
+            return await _submit_claimed(task, config, state)
+        finally:
+            state.release_submit(task.row, claim)
+    if not state.advance(task.row, 0):
+        return None  # a check chain for this row exists already (this is a redelivery)
+    return Check(ref=ref, seq=1, attempt=0, delay=_first_delay(task, config, ref))
+
+
+async def _submit_claimed(task: Task, config: Config, state: BatchState) -> Check | Resubmit | None:
+    """`submit_step` while this worker alone may submit the row."""
     from ..errors import GenerationTimeout, ReelgenError
     from ..journal import Owner, get_journal
     from ..pipeline import submit
     from ..registry import get_provider
 
-    config = _config(task, config)
-    state = _state(task, config)
+    # Looked at again under the claim: the copy that held it before may have finished.
     if state.is_done(task.row):
         return None
     ref = state.job(task.row)
