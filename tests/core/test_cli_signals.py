@@ -145,3 +145,27 @@ def test_a_signal_to_a_process_that_joined_another_job_leaves_that_job_running(d
     assert first.returncode == 0, first_err
     assert json.loads(out)["task_id"] == task["task_id"]
     assert [t["status"] for t in dashscope_emulator.tasks()] == ["SUCCEEDED"]
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=100_000)
+def test_a_signal_during_jobs_resume_is_handled_the_same_way(dashscope_emulator, workdir) -> None:
+    env = cli_env(dashscope_emulator, workdir)
+    submitted = subprocess.run(
+        reelgen_command(*GENERATE, "--no-wait"), cwd=workdir, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    process = start_cli(env, workdir, "jobs", "resume", job_id, "--json", preexec_fn=restore_sigint)
+    try:
+        read_stderr_until(process, "queued")
+        process.send_signal(signal.SIGHUP)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 129, err
+    error = json.loads(out)["error"]
+    assert error["signal"] == "SIGHUP" and error["job_id"] == job_id
+    assert error["resume"] == f"reelgen jobs resume {job_id}" and err.strip().endswith(error["resume"])
+    assert [t["status"] for t in dashscope_emulator.tasks()] == ["CANCELED"]
