@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from PIL import Image
 
@@ -103,34 +104,33 @@ async def test_submission_stops_before_the_spend_would_exceed_the_budget(dashsco
             "bailian_wan": {
                 "currency": "CNY",
                 "regions": ["cn-beijing"],
-                "rates": [{"per_second": 0.1}],
+                "rates": [{"per_second": 0.05}],
                 "as_of": "2026-01-01",
             }
         },
     )
-    plan = plan_batch(
-        [ManifestRow(id=row_id, request=request) for row_id, request in _requests(shot, 10)], config=stale
-    )
-    assert sum(plan.total().values()) == pytest.approx(10 * 0.2)  # within the budget below
+    rows = [ManifestRow(id=row_id, request=attrs.evolve(r, duration=5)) for row_id, r in _requests(shot, 15)]
+    plan = plan_batch(rows, config=stale)
+    assert sum(plan.total().values()) == pytest.approx(15 * 0.25)  # within the budget below
     updates: list[BatchProgress] = []
-    # Billed at today's prices (0.6 CNY a row) against a budget of 2: 3 rows fit.
+    # Billed at today's prices: 1.5 CNY a row, against a budget of 4.
     outcomes = [
         outcome
         async for outcome in run_batch(
-            plan, config=_config(dashscope_emulator, tmp_path), max_cost=2.0, on_update=updates.append
+            plan, config=_config(dashscope_emulator, tmp_path), max_cost=4.0, on_update=updates.append
         )
     ]
     finished = [outcome for outcome in outcomes if outcome.result is not None]
     refused = [outcome for outcome in outcomes if outcome.result is None]
-    # The first rows went out at the stale estimate (0.2 each, within 2), the account's limit at
-    # once plus any whose slot freed before the first bill; that bill (0.6 for an estimated 0.2)
-    # showed the real price, and nothing more was sent.
+    # Until a bill arrives, the stale estimate (0.25 a row) is all there is: the first wave (the
+    # account's 5 slots) goes out, and maybe the next, whose slots free before the first wave's
+    # bills are in. Those bills (1.5 for an estimated 0.25) show the real price: nothing more is sent.
     created = dashscope_emulator.counters()["creates"]
-    assert 5 <= created <= 7 and len(finished) == created
-    assert sum(outcome.cost.amount for outcome in finished) == pytest.approx(0.6 * created)  # type: ignore[union-attr]
-    assert refused and all(o.state == "not_submitted" and o.error.field == "max_cost" for o in refused)  # type: ignore[union-attr]
-    assert updates[-1].stopped.startswith("budget: submitting row") and "past 2 CNY" in updates[-1].stopped
-    assert updates[-1].pending == 10 - created
+    assert 5 <= created <= 10 and len(finished) == created
+    assert sum(outcome.cost.amount for outcome in finished) == pytest.approx(1.5 * created)  # type: ignore[union-attr]
+    assert len(refused) >= 1 and all(o.state == "not_submitted" and o.error.field == "max_cost" for o in refused)  # type: ignore[union-attr]
+    assert updates[-1].stopped.startswith("budget: submitting row") and "past 4 CNY" in updates[-1].stopped
+    assert updates[-1].pending == 15 - created
 
 
 def test_a_torn_last_line_is_dropped_and_the_rest_kept(tmp_path) -> None:

@@ -133,6 +133,7 @@ class Runner:
         self._windows: dict[str, tuple[int, int | None]] = {}
         #: Set (and replaced) whenever one of our jobs ends at the provider: its slot is free.
         self._slot_freed = asyncio.Event()
+        self._downloading: set[str] = set()
         #: The worst billed/estimated cost ratio seen (1: bills matched the estimates).
         self._price_ratio = 1.0
         self._budget_stopped = False
@@ -252,9 +253,13 @@ class Runner:
             elif event.kind == "status" and data.get("state") in ("queued", "running"):
                 self.states[row_id] = data["state"]
             elif event.kind == "status" and data.get("state") in ("succeeded", "failed", "cancelled"):
+                # Ended at the provider: its slot is free; what is left is local (delivery, outcome).
+                self.states[row_id] = "delivering"
                 self._free_slot()
             elif event.kind == "progress" and data.get("phase") == "downloading":
-                if before != "delivering":
+                if row_id not in self._downloading:
+                    # The permit is released before the download starts: look again now.
+                    self._downloading.add(row_id)
                     self._free_slot()
                 self.states[row_id] = "delivering"
             elif event.kind == "cancelled" and self._stopping:
