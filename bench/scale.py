@@ -244,6 +244,9 @@ time_scale = {args.scale}
                 _explain(redis_url, config.cluster.namespace, str(row.request["prompt"]), emulator)
     succeeded = [line for line in done.values() if line.get("state") == "succeeded"]
     print(f"rows lost (no stored video): {args.rows - len(succeeded)}")
+    for line in done.values():
+        if line.get("state") != "succeeded":
+            print(f"  {line['id']}: {line.get('error')}: {str(line.get('message'))[:300]}")
     print(f"wall {wall:.1f} s, two-account floor {floor:.1f} s: {wall / floor:.3f}x the floor")
     for index in range(args.workers):
         note = " (killed)" if index == killed else ""

@@ -50,3 +50,20 @@ def test_only_one_copy_of_a_row_s_submit_runs_at_once(redis_url):
     assert state.claim_submit("r1", ttl=30) is None
     state.release_submit("r1", first)
     assert state.claim_submit("r1", ttl=30) is not None
+
+
+def test_a_claim_whose_holder_was_killed_on_this_machine_is_taken_over_at_once(redis_url):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    import redis
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    state = BatchState(redis_url, "reelgen", "b5")
+    held = json.dumps({"token": "x", "host": socket.gethostname(), "pid": dead_pid, "started": None})
+    redis.Redis.from_url(redis_url).set("reelgen:batch:b5:submitting:r1", held, px=60_000)
+    assert state.claim_submit("r1", ttl=30) is not None  # not after its 60 s: now
+    assert state.claim_submit("r1", ttl=30) is None  # and we hold it

@@ -86,13 +86,31 @@ class BatchState:
             return bool(self._client().eval(script, 3, *keys, row, seq, limit))
 
     def claim_submit(self, row: str, *, ttl: float) -> str | None:
-        """A token if this worker may submit `row` now (no other copy is submitting it)."""
+        """A token if this worker may submit `row` now (no other live copy is submitting it).
+
+        The claim names its holder: a holder on this machine whose process is gone (a worker
+        killed with `kill -9`) loses it at once; one elsewhere when `ttl` runs out.
+        """
         import uuid
 
-        token = uuid.uuid4().hex
+        from ..journal import Owner
+
+        me = Owner.current()
+        token = json.dumps({"token": uuid.uuid4().hex, "host": me.host, "pid": me.pid, "started": me.started})
+        key = self._key(f"submitting:{row}")
         with guarded(self.url, "use the queue in"):
-            taken = self._client().set(self._key(f"submitting:{row}"), token, nx=True, px=int(ttl * 1000))
-        return token if taken else None
+            client = self._client()
+            if client.set(key, token, nx=True, px=int(ttl * 1000)):
+                return token
+            held = client.get(key)
+            if held is None or not _holder_dead(held):
+                return None
+            steal = """
+            if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+            redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+            return 1
+            """
+            return token if client.eval(steal, 1, key, held, token, int(ttl * 1000)) else None
 
     def release_submit(self, row: str, token: str) -> None:
         script = """
@@ -115,6 +133,19 @@ class BatchState:
     def is_done(self, row: str) -> bool:
         with guarded(self.url, "use the queue in"):
             return bool(self._client().hexists(self._key("done"), row))
+
+
+def _holder_dead(held: str) -> bool:
+    import time
+
+    from ..journal import Owner
+
+    try:
+        data = json.loads(held)
+        holder = Owner(host=data["host"], pid=int(data["pid"]), started=data.get("started"))
+    except (ValueError, KeyError, TypeError):
+        return False
+    return not holder.is_alive(time.time())
 
 
 class WaitingRoom:

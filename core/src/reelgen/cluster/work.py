@@ -49,7 +49,7 @@ _SLOT_RECHECK = 3.0
 #: The shortest pause between two checks of one job (seconds).
 _MIN_CHECK = 0.25
 #: How much longer than a submit step's budget a row's submit claim lives (a dead holder's lapses).
-_CLAIM_MARGIN = 40.0
+_CLAIM_MARGIN = 20.0
 #: How often a row may start over after its job was proved never created (its worker died before the create).
 MAX_RESTARTS = 5
 
