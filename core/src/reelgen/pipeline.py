@@ -205,9 +205,9 @@ def _join(existing: JournalEntry, journal: Journal, common: dict[str, Any], on_e
     """An identical request is in flight (or unresolved): follow it, adopt it, or refuse."""
     job = Job(journal=journal, entry=existing, mode="follow", **common)
     if existing.state == "unknown":
-        from .jobs import _entry_error
+        from ._following import entry_error
 
-        raise _entry_error(existing, existing.provider)
+        raise entry_error(existing, existing.provider)
     if existing.orphaned():
         adopted = journal.adopt(existing.id, existing.owner, Owner.current())
         if adopted is not None:

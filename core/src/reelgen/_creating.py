@@ -1,0 +1,253 @@
+"""Creating a job's task: the permit, the journaled create, and reconciling an ambiguous create.
+
+The entry is journaled `submitting` before anything is sent, and `sent_at` is written
+(loudly: no entry, no create) before each create. A failed create is retried only where
+the provider proves no task was made (a 429, a refusal before sending); an ambiguous one
+(a lost reply, 408, 5xx) is reconciled through the provider's task list: exactly one
+unclaimed candidate is adopted, an empty list proves absence, anything else leaves the
+entry `unknown` with its candidates, for `reelgen jobs resume`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any, Literal
+
+from ._delivery import resume_hint
+from ._jobcore import JobCore, counted, job_record
+from ._polling import interrupted
+from .contract import VideoRequest
+from .errors import (
+    GenerationTimeout,
+    PluginError,
+    ProviderError,
+    RateLimited,
+    ReelgenError,
+    SubmissionUnknown,
+    TransientError,
+)
+from .provider import ProviderJob
+from .retry import backoff_delay
+
+__all__ = ["created", "reconcile", "start"]
+
+log = logging.getLogger("reelgen.jobs")
+
+_SUBMIT_ATTEMPTS = 8
+#: How far beyond the create's own time span the provider's task list is searched (clock skew).
+_RECONCILE_SKEW = 5.0
+#: Looks at the task list while other creates of the account may still name their tasks.
+_RECONCILE_LOOKS = 4
+
+
+async def start(job: JobCore) -> None:
+    """Send the create (the entry is already journaled as `submitting`)."""
+    assert job.request is not None
+    # Waiting for a slot or a token can take minutes: keep the entry's heartbeat fresh
+    # meanwhile, so no other host takes this live job for an orphan.
+    beating = asyncio.ensure_future(job._beat())
+    try:
+        governor, account, limits = job._governor()
+        job._permit = await governor.acquire(account, limits, deadline_at=job._deadline_at, on_wait=job._on_wait)
+        await _create(job, governor, account, limits)
+    except BaseException as exc:
+        beating.cancel()
+        job._unregister()
+        if isinstance(exc, asyncio.CancelledError) and job.provider_job is not None:
+            await asyncio.shield(interrupted(job))  # interrupted right after the create
+        await asyncio.shield(job._release(terminal=False))
+        if isinstance(exc, GenerationTimeout) and job.provider_job is None:
+            await job._journal_update(state="failed", error=str(exc), finished_at=time.time())
+        raise
+    beating.cancel()
+    assert job.provider_job is not None
+    if job._permit is not None:
+        await job._permit.bind(job.provider_job.id)
+    job.emit("submitted", task_id=job.provider_job.task_id, seed=job.provider_job.seed)
+
+
+async def _create(job: JobCore, governor: Any, account: Any, limits: Any) -> None:
+    assert job.request is not None
+    for attempt in range(1, _SUBMIT_ATTEMPTS + 1):
+        if job._remaining() <= 0:
+            raise job._too_late("while waiting to submit")
+        token = await governor.throttle(account, limits, "submit", deadline_at=job._deadline_at, on_wait=job._on_wait)
+        if job._remaining() <= 0:
+            raise job._too_late("while waiting to submit")
+        try:
+            job._sent_at = time.time()
+            await job._journal_update(loud=True, sent_at=job._sent_at, heartbeat=job._sent_at)
+            made = await counted(token, job.provider.submit(job.request))
+        except asyncio.CancelledError:
+            # Interrupted mid-create: a task may exist (the provider cancels such orphans
+            # where it can); reconcile before anyone pays for this request again.
+            await asyncio.shield(
+                job._journal_update(state="unknown", error="interrupted while the create was in flight")
+            )
+            raise
+        except (SubmissionUnknown, TransientError) as exc:
+            if _proved_not_created(exc):
+                delay = backoff_delay(attempt, base=1.0, cap=30.0, hint=getattr(exc, "retry_after", None))
+            elif await reconcile(job, ambiguous=exc) == "adopted":
+                return
+            else:  # the provider's task list proves that no task was created
+                delay = backoff_delay(attempt, base=1.0, cap=30.0)
+            if attempt == _SUBMIT_ATTEMPTS or delay >= job._remaining():
+                await job._journal_update(state="failed", error=f"{exc} (no task was created)", finished_at=time.time())
+                if job._remaining() <= delay:
+                    raise GenerationTimeout(
+                        f"could not submit to {job.provider.name} before the deadline: {exc}; no task was created",
+                        job_id=None,
+                    ) from exc
+                raise
+            kind = "throttled" if isinstance(exc, RateLimited) else "failed without creating a task"
+            log.info("submit to %s %s (%s); retrying in %.1fs", job.provider.name, kind, exc, delay)
+            job.emit("retrying", step="submit", attempt=attempt, delay=delay, reason=str(exc))
+            await job._sleep(delay)
+            continue
+        except ReelgenError as exc:
+            await job._journal_update(state="failed", error=str(exc), finished_at=time.time())
+            raise
+        await created(job, made)
+        return
+
+
+async def created(job: JobCore, made: ProviderJob) -> None:
+    """The provider named the task: journal it (loudly: a paid job must be findable)."""
+    job.provider_job = made
+    record = job_record(made)
+    problem = None
+    try:
+        json.dumps(record, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        problem = exc
+        record = {**record, "data": {}}
+    try:
+        await job._journal_update(loud=True, state="queued", task_id=made.task_id, job=record, heartbeat=time.time())
+    except Exception as exc:  # noqa: BLE001 - the job is paid: go on, the entry is reconciled later
+        log.error("task %s was created but could not be journaled: %s", made.id, exc)
+    if problem is not None:
+        await job._let_go(f"the provider's job data is not JSON ({problem})")
+        raise PluginError(
+            f"provider {job.provider.name} returned job data that is not JSON ({problem}); task {made.id} "
+            f"was created and is journaled without it, so it may not be resumable: fix the provider"
+        )
+
+
+def _proved_not_created(exc: BaseException) -> bool:
+    """Did the provider prove that the failed create made no task? 429 and "never sent" do;
+    a lost reply, 408 and 5xx do not (the task list decides)."""
+    if isinstance(exc, SubmissionUnknown):
+        return False
+    if isinstance(exc, RateLimited):
+        return True
+    status = getattr(exc, "status_code", None)
+    return status is None or not (status == 408 or status >= 500)
+
+
+# -- reconciling an ambiguous create -------------------------------------------------
+
+
+def _matching_request(job: JobCore) -> VideoRequest | None:
+    if job.request is not None:
+        return job.request
+    if job._entry is None:
+        return None
+    from .serialization import structure
+
+    data = {k: v for k, v in job._entry.request.items() if k != "reference_image"}
+    try:
+        return structure(data, VideoRequest)
+    except ReelgenError:
+        return None
+
+
+async def reconcile(job: JobCore, *, ambiguous: BaseException | None = None) -> Literal["adopted", "absent"]:
+    """Look for the task an ambiguous create may have made. Adopt exactly one unclaimed
+    match; `absent` when the task list proves there is none; else the entry stays
+    `unknown` and `SubmissionUnknown` names it and the candidates.
+
+    The list shows no prompt, so a task another generation of this account created in
+    the same window, and has not journaled yet, would look like ours: while other
+    creates of the account are in flight, the lone candidate is not adopted until they
+    have named their tasks (a few looks, a second apart), else the entry stays unknown."""
+    entry = job._entry
+    finder = getattr(job.provider, "find_jobs", None)
+    request = _matching_request(job)
+    found: list[ProviderJob] | None = None
+    free: list[ProviderJob] = []
+    for look in range(1, _RECONCILE_LOOKS + 1):
+        found = await _list_candidates(job, finder, request)
+        if found is None:
+            break
+        claimed: set[str] = set()
+        if job._journal is not None:
+            claimed = await asyncio.to_thread(job._journal.claimed, job.provider.name, [j.task_id for j in found])
+        free = [j for j in found if j.task_id not in claimed]
+        if not free:
+            return "absent"
+        if len(free) == 1 and not await _others_creating(job):
+            await created(job, free[0])
+            job.emit("attached", job_id=free[0].id, why="adopted")
+            return "adopted"
+        if len(free) > 1 or look == _RECONCILE_LOOKS:
+            break
+        await job._sleep(min(1.0, max(0.0, job._remaining())))
+    candidates = [j.task_id for j in free]
+    why = str(ambiguous) if ambiguous is not None else (entry.error if entry is not None else None)
+    await job._journal_update(state="unknown", error=why, candidates=candidates)
+    raise _unknown_error(job, candidates, listed=found is not None, why=why)
+
+
+async def _list_candidates(job: JobCore, finder: Any, request: VideoRequest | None) -> list[ProviderJob] | None:
+    entry = job._entry
+    if finder is None or request is None or entry is None:
+        return None
+    try:
+        since = job._sent_at or entry.sent_at or entry.submitted_at
+        token = await job._throttle_query()
+        found: list[ProviderJob] | None = await counted(
+            token, finder(request, since=since - _RECONCILE_SKEW, until=time.time() + _RECONCILE_SKEW)
+        )
+    except (ProviderError, GenerationTimeout) as exc:
+        log.warning("could not list %s's tasks to reconcile %s: %s", job.provider.name, job.id, exc)
+        return None
+    return found
+
+
+async def _others_creating(job: JobCore) -> bool:
+    """Are other generations of this account between sending their create and its answer?"""
+    if job._journal is None or job._entry is None:
+        return False
+    mine = job._entry
+    entries = await asyncio.to_thread(job._journal.list, states=["submitting"], limit=1000)
+    return any(
+        other.id != mine.id
+        and other.sent_at is not None
+        and other.provider == mine.provider
+        and other.account == mine.account
+        and not other.orphaned()
+        for other in entries
+    )
+
+
+def _unknown_error(job: JobCore, candidates: list[str], *, listed: bool, why: str | None) -> SubmissionUnknown:
+    ref = job._entry.ref if job._entry is not None else None
+    if not listed:
+        found = f"{job.provider.name} cannot list its tasks here, so it cannot be checked"
+    elif candidates:
+        found = f"{len(candidates)} of {job.provider.name}'s tasks could be it: {', '.join(candidates)}"
+    else:
+        found = "no matching task was found"
+    error = SubmissionUnknown(
+        f"the create call for job {ref} ended ambiguously ({why}); a billed task may exist and {found}. "
+        f"It is journaled as `unknown`: run `{resume_hint(ref)}` to reconcile it, or submit again with "
+        "--force (force=True) to pay for a new task",
+        provider=job.provider.name,
+    )
+    error.job_id = ref
+    error.candidates = tuple(candidates)
+    return error
