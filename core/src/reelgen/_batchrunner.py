@@ -134,6 +134,9 @@ class Runner:
         #: Set (and replaced) whenever one of our jobs ends at the provider: its slot is free.
         self._slot_freed = asyncio.Event()
         self._downloading: set[str] = set()
+        #: Rows let through for a slot whose create has not answered yet.
+        self._unsent: set[str] = set()
+        self._provider_of = {planned.row.id: planned.provider.name for planned in plan.rows}
         #: The worst billed/estimated cost ratio seen (1: bills matched the estimates).
         self._price_ratio = 1.0
         self._budget_stopped = False
@@ -249,6 +252,7 @@ class Runner:
                 self._admitted_done(row_id)
             elif event.kind in ("submitted", "attached"):
                 self._admitted_done(row_id)
+                self._unsent.discard(row_id)
                 self.states[row_id] = "queued"
             elif event.kind == "status" and data.get("state") in ("queued", "running"):
                 self.states[row_id] = data["state"]
@@ -302,6 +306,22 @@ class Runner:
             error=ValidationError(f"{self.stopped}; not submitted", field="max_cost"),
         )
 
+    def _in_use(self, provider: str, governed: int) -> int:
+        """Slots taken or about to be, as far as this batch can tell.
+
+        The governor counts every permit (other processes' too, and ours once taken); rows
+        let through here take theirs a moment later. So: the governor's count plus ours not
+        yet journaled, or, if larger, our rows at the provider plus ours let through and not
+        yet created (each of those will hold a permit, whatever the governor shows yet).
+        """
+        ours = sum(
+            1
+            for row_id, state in self.states.items()
+            if state in ("queued", "running") and self._provider_of.get(row_id) == provider
+        )
+        unsent = sum(1 for row_id in self._unsent if self._provider_of.get(row_id) == provider)
+        return max(governed + self._admitted.get(provider, 0), ours + unsent)
+
     def _free_slot(self) -> None:
         self._slot_freed.set()
         self._slot_freed = asyncio.Event()
@@ -314,6 +334,7 @@ class Runner:
 
     def _job_created(self, planned: PlannedRow, job_id: str) -> None:
         self._admitted_done(planned.row.id)
+        self._unsent.discard(planned.row.id)
         self._record_job(planned.row.id, job_id)
 
     def _record_job(self, row_id: str, job_id: str) -> None:
@@ -337,11 +358,11 @@ class Runner:
         account = account_for(planned.provider)
         row_id = planned.row.id
         while not self._stopping:
-            # Rows let through here whose create has not happened yet count as in use.
-            in_use = await governor.in_use(account) + self._admitted.get(planned.provider.name, 0)
+            in_use = self._in_use(planned.provider.name, await governor.in_use(account))
             if in_use < limit:
                 self._admitted[planned.provider.name] = self._admitted.get(planned.provider.name, 0) + 1
                 self._admitting[row_id] = planned.provider.name
+                self._unsent.add(row_id)
                 return
             if self.states.get(row_id) != "waiting":
                 self.states[row_id] = "waiting"
@@ -391,6 +412,7 @@ class Runner:
             )
         finally:
             self._admitted_done(planned.row.id)
+            self._unsent.discard(planned.row.id)
             self.in_flight.pop(row_id, None)
         if outcome.tier is None and planned.tier is not None:
             outcome = attrs.evolve(outcome, tier=planned.tier)
