@@ -107,7 +107,7 @@ async def test_terminal_failure_keeps_the_provider_code_and_is_recorded(config, 
 
 
 async def test_throttled_submit_is_retried_but_an_unknown_outcome_never_is(config, server, mp4_bytes, monkeypatch):
-    monkeypatch.setattr("reelgen.jobs.backoff_delay", lambda *a, **k: 0.01)
+    monkeypatch.setattr("reelgen._creating.backoff_delay", lambda *a, **k: 0.01)
     url = server.add("/v.mp4", mp4_bytes)
     provider = FakeProvider(Script(url=url, submit_errors=[RateLimited("429", provider="fake")] * 2))
     await reelgen.agenerate(_request(), provider, config=config)
@@ -355,3 +355,41 @@ async def test_an_unwritable_journal_stops_the_generation_before_anything_is_pai
     with pytest.raises(reelgen.ConfigError):
         await reelgen.submit(_request(), provider, config=bad)
     assert provider.calls == []
+
+
+async def test_a_throttled_poll_honours_retry_after(config, server, mp4_bytes):
+    """A 429 on a poll waits at least the provider's Retry-After before looking again, and says so."""
+    import time
+
+    throttled = RateLimited("slow down", provider="fake", retry_after=0.4)
+    provider = FakeProvider(Script(url=server.add("/v.mp4", mp4_bytes), poll_errors=[None, throttled]))
+    looks: list[float] = []
+    real_poll = provider.poll
+
+    async def timed_poll(job):
+        looks.append(time.monotonic())
+        return await real_poll(job)
+
+    provider.poll = timed_poll
+    events = []
+    await reelgen.agenerate(_request(), provider, config=config, on_event=events.append)
+    retry = next(e for e in events if e.kind == "retrying")
+    assert retry.data["step"] == "poll" and retry.data["delay"] >= 0.4 and "slow down" in retry.data["reason"]
+    assert looks[2] - looks[1] >= 0.4
+
+
+async def test_reconciling_is_bounded_by_the_deadline_not_only_the_request_timeout(config):
+    """A task list that answers slowly must not hold the caller past the deadline: the
+    create stays `unknown` (named, resumable) and the call returns."""
+
+    class SlowList(FakeProvider):
+        async def find_jobs(self, request, *, since, until):
+            self.calls.append("find_jobs")
+            await asyncio.sleep(3600)
+            return []
+
+    provider = SlowList(Script(submit_errors=[SubmissionUnknown("the reply was lost", provider="fake")]))
+    with pytest.raises(SubmissionUnknown) as caught:
+        await asyncio.wait_for(reelgen.agenerate(_request(), provider, config=config, deadline=1.0), 60)
+    assert "find_jobs" in provider.calls and caught.value.job_id.startswith("j-")
+    assert get_journal(config).get(caught.value.job_id).state == "unknown"

@@ -206,12 +206,20 @@ async def _list_candidates(job: JobCore, finder: Any, request: VideoRequest | No
     entry = job._entry
     if finder is None or request is None or entry is None:
         return None
+    if job._remaining() <= 0:
+        log.warning("no time left before the deadline to list %s's tasks for %s", job.provider.name, job.id)
+        return None
     try:
         since = job._sent_at or entry.sent_at or entry.submitted_at
         token = await job._throttle_query()
+        # Bounded by the deadline too, not only by the provider's own request timeout.
+        listing = finder(request, since=since - _RECONCILE_SKEW, until=time.time() + _RECONCILE_SKEW)
         found: list[ProviderJob] | None = await counted(
-            token, finder(request, since=since - _RECONCILE_SKEW, until=time.time() + _RECONCILE_SKEW)
+            token, asyncio.wait_for(listing, timeout=max(0.001, job._remaining()))
         )
+    except asyncio.TimeoutError:
+        log.warning("%s's task list did not answer before the deadline (reconciling %s)", job.provider.name, job.id)
+        return None
     except (ProviderError, GenerationTimeout) as exc:
         log.warning("could not list %s's tasks to reconcile %s: %s", job.provider.name, job.id, exc)
         return None

@@ -4,8 +4,9 @@ A job another live process drives is *followed* through the journal (its entry i
 looked at every `_FOLLOW_EVERY` seconds) until it ends or its owner goes; then it is
 *adopted* (a compare-and-set of the owner: exactly one adopter wins) and *recovered*
 from where the journal says it is: polled if it has a task, delivered if it was paid,
-reconciled through the task list if its create may have made one. Never re-submitted
-unless the journal or the task list proves no task was created.
+reconciled through the task list if its create may have made one. Its create is sent
+only where that is proved not to pay twice: the journal shows it was never sent
+(`sent_at` is None), or the task list shows it made no task.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ._creating import reconcile
+from ._creating import reconcile, start
 from ._delivery import resume_hint
 from ._jobcore import JobCore, job_from_record
 from .contract import VideoResult
@@ -75,14 +76,35 @@ async def recover(job: JobCore) -> None:
         if entry.state in ("delivering", "delivery_failed"):
             job.emit("attached", job_id=entry.ref, why="delivery")
         return
-    # No task id: the owner died during the create, or the reply was lost.
-    if await reconcile(job) == "absent":
+    # No task id: the owner died before or during the create, or the create's reply was lost.
+    # `sent_at` is journaled before each create is sent, so without it nothing was sent; with
+    # it, only the task list can prove that nothing was created. Either proof: send it now.
+    if entry.sent_at is not None and await reconcile(job) != "absent":
+        return  # adopted the task the create made (or `reconcile` raised: unknown)
+    if not _whole_request(job, entry):
+        what = "its create was never sent" if entry.sent_at is None else "the task list shows no task for it"
         error = (
-            f"job {entry.ref}: {job.provider.name}'s task list shows no task for it, so nothing was created "
-            "or billed; generate again"
+            f"job {entry.ref}: {what}, so nothing was created or billed; its request (its reference image) is "
+            "not in the journal: generate again"
         )
         await job._journal_update(state="failed", error=error, finished_at=time.time())
         raise ProviderFailed(error, provider=job.provider.name)
+    job.register()
+    await start(job)
+
+
+def _whole_request(job: JobCore, entry: JournalEntry) -> bool:
+    """Does this handle hold the entry's whole request, so that sending it pays for what was asked?
+    The caller's own request does (its image read at the gate); one rebuilt from the journal
+    only when it had no reference image (the journal keeps just the image's hash)."""
+    request = job.request
+    if request is None or job.key != entry.key:
+        return False
+    if request.reference_image is not None:
+        return True
+    from .cachekey import cache_key
+
+    return cache_key(request, provider=job.provider.name, model=entry.model) == entry.key
 
 
 def entry_error(entry: JournalEntry, provider: str) -> ReelgenError:

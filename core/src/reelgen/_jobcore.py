@@ -137,6 +137,8 @@ class JobCore:
         self._sent_at: float | None = None
         #: The create in flight (`begin`): callers that attach meanwhile wait for it.
         self._starting: asyncio.Future[None] | None = None
+        #: This handle let the job go (`_let_go`): another process or handle may own it now.
+        self._released = False
 
     @property
     def _lead(self) -> JobCore:
@@ -156,7 +158,9 @@ class JobCore:
     def finished(self) -> bool:
         """Done, failed or given up: nothing more will happen through this handle."""
         lead = self._lead
-        return lead._result is not None or (lead._driver is not None and lead._driver.done())
+        if lead._result is not None or lead._remote_cancelled or lead._released:
+            return True
+        return lead._driver is not None and lead._driver.done()
 
     # -- in-process single-flight ----------------------------------------------------
 
@@ -189,13 +193,18 @@ class JobCore:
 
     # -- the journal -------------------------------------------------------------------
 
-    async def _journal_update(self, *, loud: bool = False, **changes: Any) -> None:
-        """Write `changes` to this job's entry, as its owner. `loud`: a failure raises."""
-        if self._journal is None or self._entry is None:
+    async def _journal_update(self, *, loud: bool = False, fact: bool = False, **changes: Any) -> None:
+        """Write `changes` to this job's entry, as its owner. `loud`: a failure raises.
+
+        Once this handle let the job go, it writes nothing more (the entry may have a new
+        owner), except a `fact` about the task itself (the provider stopped it), which is
+        written whoever owns the entry.
+        """
+        if self._journal is None or self._entry is None or (self._released and not fact):
             return
         try:
             updated = await asyncio.to_thread(
-                self._journal.update, self._entry.id, expect_owner=self._entry.owner, **changes
+                self._journal.update, self._entry.id, expect_owner=None if fact else self._entry.owner, **changes
             )
         except Exception as exc:
             if loud:
@@ -225,8 +234,11 @@ class JobCore:
             await self._journal_update(heartbeat=now)
 
     async def _let_go(self, why: str) -> None:
-        """Give up driving a job that runs on: no owner, so an identical request or resume adopts it."""
+        """Give up driving a job that runs on: no owner, so an identical request or resume adopts it.
+        This handle writes nothing more to the entry, and identical requests no longer attach to it."""
         await self._journal_update(owner=None, error=why)
+        self._released = True
+        self._unregister()
 
     # -- the governor ------------------------------------------------------------------
 

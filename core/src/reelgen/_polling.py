@@ -40,6 +40,8 @@ async def poll_until_done(job: JobCore) -> ProviderOutput:
     started = pj.submitted_at
     attempt = 0
     failures = 0
+    #: After a failed look: how long to wait before the next one (backoff, Retry-After).
+    pause = 0.0
     estimate = await _estimate(job)
     while True:
         remaining = job._remaining()
@@ -47,7 +49,7 @@ async def poll_until_done(job: JobCore) -> ProviderOutput:
             raise await _expired(job)
         delay = job.provider.poll_delay(pj, attempt, time.time() - started)
         if failures:
-            delay = max(delay, backoff_delay(failures, base=1.0, cap=30.0))
+            delay = max(delay, pause)
         await job._sleep(min(delay, remaining))
         if job._remaining() <= 0:
             raise await _expired(job)
@@ -56,9 +58,12 @@ async def poll_until_done(job: JobCore) -> ProviderOutput:
             status = await counted(token, job.provider.poll(pj))
         except TransientError as exc:
             # The job is still running remotely; one failed look must not fail it.
+            # A 429 says the account's query rate is spent: looking again at once only earns
+            # another. Back off (at least the provider's Retry-After), within the deadline.
             failures += 1
-            log.info("poll of %s failed transiently (%s); retrying", job.id, exc)
-            job.emit("retrying", step="poll", attempt=failures, delay=0.0, reason=str(exc))
+            pause = min(backoff_delay(failures, base=1.0, cap=30.0, hint=exc.retry_after), max(0.0, job._remaining()))
+            log.info("poll of %s failed transiently (%s); retrying in %.1fs", job.id, exc, pause)
+            job.emit("retrying", step="poll", attempt=failures, delay=pause, reason=str(exc))
             continue
         if job._cancel_requested.is_set():
             raise job._cancelled_error()
@@ -138,7 +143,9 @@ async def cancel_remote(job: JobCore, why: str) -> bool:
     job._remote_cancelled = stopped
     job.emit("cancelled", reason=why, remote_cancelled=stopped)
     if stopped:
-        await job._journal_update(state="cancelled", error=why, finished_at=time.time())
+        # Terminal at once, whoever owns the entry: an identical request must not attach to it.
+        await job._journal_update(fact=True, state="cancelled", error=why, finished_at=time.time())
+        job._unregister()
     return stopped
 
 

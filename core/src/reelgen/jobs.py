@@ -81,8 +81,11 @@ class Job(JobCore):
     async def cancel(self) -> bool:
         """Cancel the remote job. Returns whether the provider stopped it (and won't bill it).
 
-        A provider that cannot cancel a running job returns False: the job runs on and is
-        billed; `wait()` then raises `Cancelled` without waiting for it.
+        A stopped job is `cancelled` in the journal at once, so an identical request makes a
+        new job. A provider that cannot cancel a running job returns False: the job runs on
+        and is billed; `wait()` on this handle then raises `Cancelled` without waiting for it,
+        and the job is left to the next identical request (or `reelgen jobs resume`), which
+        adopts it and delivers its video.
         """
         lead = self._head
         if lead._result is not None:
@@ -92,6 +95,10 @@ class Job(JobCore):
         # Ask the provider first, so the woken waiter reports the real outcome.
         stopped = await _polling.cancel_remote(lead, "cancel() called") if lead.provider_job is not None else False
         lead._cancel_requested.set()
+        lead._unregister()  # nothing more comes of this handle: identical requests do not attach to it
+        if not stopped and lead.provider_job is not None and (lead._driver is None or lead._driver.done()):
+            # Nobody drives it here (a driver lets go itself when it sees the cancel).
+            await lead._let_go("cancelled here, but the provider could not stop it: it may finish and be billed")
         return stopped
 
     async def wait(self) -> VideoResult:

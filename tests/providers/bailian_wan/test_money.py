@@ -304,6 +304,7 @@ async def test_an_owner_killed_mid_create_is_reconciled_by_the_next_request(dash
         submitted_at=now,
         updated_at=now,
         heartbeat=now,
+        sent_at=now,
         request={"prompt": "waves against a lighthouse", "duration": 2.0, "fps": 30.0, "size": "1280*720"},
     )
     get_journal(config).open(orphan)
@@ -374,3 +375,118 @@ async def test_a_create_that_outlives_the_read_timeout_is_reconciled(dashscope_e
     provider = provider_for(dashscope_emulator, request_timeout=0.5)
     result = await reelgen.agenerate(request(wide_photo), provider, config=make_config(tmp_path))
     assert created(dashscope_emulator) == 1 and result.task_id == dashscope_emulator.tasks()[0]["task_id"]
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=1000)
+async def test_a_fresh_submit_after_a_successful_cancel_is_a_new_job(dashscope_emulator, wide_photo, tmp_path):
+    """A cancel that stopped the task ends it in the journal at once: the next identical
+    request is a new job, not an attachment to the cancelled one (whose wait() is Cancelled)."""
+    from reelgen.errors import Cancelled
+
+    config = make_config(tmp_path)
+    provider = provider_for(dashscope_emulator)
+    first = await reelgen.submit(request(wide_photo), provider, config=config)
+    assert await first.cancel() is True
+    assert get_journal(config).get(first.id).state == "cancelled"
+    second = await reelgen.submit(request(wide_photo), provider, config=config)
+    assert second.id != first.id and created(dashscope_emulator) == 2
+    assert (await second.status()).state == "queued"
+    with pytest.raises(Cancelled):
+        await first.wait()
+    assert await second.cancel() is True
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=0, run_seconds=300)
+async def test_a_cancel_that_could_not_stop_the_task_leaves_it_to_the_next_request(
+    dashscope_emulator, wide_photo, tmp_path
+):
+    """A RUNNING task cannot be cancelled: it will be billed. The next identical request
+    adopts it and delivers its video; only the handle that cancelled raises Cancelled."""
+    from reelgen.errors import Cancelled
+
+    config = make_config(tmp_path)
+    provider = provider_for(dashscope_emulator)
+    first = await reelgen.submit(request(wide_photo), provider, config=config)
+    for _ in range(200):
+        if (await first.status()).state == "running":
+            break
+        await asyncio.sleep(0.02)
+    assert await first.cancel() is False
+    events = []
+    second = await reelgen.submit(request(wide_photo), provider, config=config, on_event=events.append)
+    assert second.id == first.id
+    result = await asyncio.wait_for(second.wait(), 60)
+    assert result.task_id == first.task_id and created(dashscope_emulator) == 1
+    assert any(e.kind == "attached" and e.data["why"] == "adopted" for e in events)
+    assert get_journal(config).get(first.id).state == "succeeded"
+    with pytest.raises(Cancelled):
+        await first.wait()
+    assert get_journal(config).get(first.id).state == "succeeded"
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+@pytest.mark.parametrize("sent", [False, True])
+async def test_an_orphan_whose_create_never_made_a_task_is_submitted_by_the_adopter(
+    dashscope_emulator, wide_photo, tmp_path, sent
+):
+    """Item 4/5: the dead owner never sent its create (`sent_at` is None), or sent it and the
+    task list proves no task came of it: the adopter submits (once) and delivers, instead of
+    failing with "generate again"."""
+    import time
+
+    from reelgen.journal import JournalEntry, Owner, new_entry_id
+
+    config = make_config(tmp_path)
+    provider = provider_for(dashscope_emulator)
+    key = reelgen.request_key(request(wide_photo), provider, config=config)
+    dead = Owner(host=Owner.current().host, pid=2**22 + 4321, started=1.0)
+    now = time.time()
+    orphan = JournalEntry(
+        id=new_entry_id(),
+        provider="bailian_wan",
+        model=provider.capabilities.model,
+        key=key,
+        state="submitting",
+        owner=dead,
+        submitted_at=now,
+        updated_at=now,
+        heartbeat=now,
+        sent_at=now if sent else None,
+        request={"prompt": "waves against a lighthouse", "duration": 2.0, "fps": 30.0, "size": "1280*720"},
+    )
+    get_journal(config).open(orphan)
+    events = []
+    result = await reelgen.agenerate(request(wide_photo), provider, config=config, on_event=events.append)
+    assert created(dashscope_emulator) == 1 and result.task_id == dashscope_emulator.tasks()[0]["task_id"]
+    entry = get_journal(config).get(orphan.id)
+    assert entry.state == "succeeded" and entry.task_id == result.task_id
+    assert [e.data["why"] for e in events if e.kind == "attached"] == ["adopted"]
+    assert dashscope_emulator.counters()["creates"] == 1
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", query_qps=1)
+async def test_a_throttled_poll_backs_off_and_says_why(dashscope_emulator, wide_photo, tmp_path):
+    """A poll answered 429 waits before the next look (it used to look again at once) and
+    announces the delay and the reason in a `retrying` event."""
+    import time
+
+    # The governor is told the account allows far more queries than the emulator does.
+    config = make_config(tmp_path, limits={"bailian_wan": {"query_rate": 1000}})
+    provider = provider_for(dashscope_emulator)
+    looks: list[float] = []
+    real_poll = provider.poll
+
+    async def timed_poll(job):
+        looks.append(time.monotonic())
+        return await real_poll(job)
+
+    provider.poll = timed_poll  # type: ignore[method-assign]
+    events = []
+    result = await asyncio.wait_for(
+        reelgen.agenerate(request(wide_photo), provider, config=config, on_event=events.append), 60
+    )
+    assert result.bytes > 0
+    retries = [e for e in events if e.kind == "retrying" and e.data["step"] == "poll"]
+    assert retries, "the emulator's 1 query/s never throttled a poll"
+    assert all(e.data["delay"] > 0 and "rate" in e.data["reason"].lower() for e in retries)
+    assert dashscope_emulator.counters()["tasks_created"] == 1
