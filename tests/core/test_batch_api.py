@@ -204,6 +204,36 @@ def test_sigterm_stops_submitting_cancels_queued_jobs_and_says_how_to_continue(
     assert counters["tasks_by_status"].get("CANCELED") == 5
     assert not (tmp_path / "shots.results.jsonl").exists() or (tmp_path / "shots.results.jsonl").read_text() == ""
 
+    # The command it printed finishes the batch: the cancelled jobs (never billed) are submitted
+    # again, each row ends once. The emulator's clock is pushed on so its long queue passes.
+    import threading
+
+    stop = threading.Event()
+
+    def push_clock() -> None:
+        while not stop.wait(0.1):
+            dashscope_emulator.advance(5.0)
+
+    pusher = threading.Thread(target=push_clock, daemon=True)
+    pusher.start()
+    try:
+        again = subprocess.run(
+            [sys.executable, "-m", "reelgen", "batch", str(manifest)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        stop.set()
+        pusher.join()
+    assert again.returncode == 0, again.stderr
+    lines = [json.loads(line) for line in (tmp_path / "shots.results.jsonl").read_text().splitlines()]
+    assert sorted(line["id"] for line in lines) == [f"s{n}" for n in range(8)]
+    counters = dashscope_emulator.counters()
+    assert counters["tasks_by_status"].get("CANCELED") == 5
+    assert counters["tasks_by_status"].get("SUCCEEDED") == 8 == counters["tasks_created"] - 5
+
 
 @pytest.mark.dashscope_emulator(render_mode="still")
 def test_the_eta_is_learned_from_the_accounts_history_for_the_same_tier_only(
