@@ -9,7 +9,8 @@ Hypothesis picks, no observation may contradict an earlier one:
 - a task whose cancel returned True never succeeds;
 - cancel never claims to stop a task already seen finished;
 - a fresh submit never hands back a task that is already cancelled or failed;
-- `wait()` after a cancel raises `Cancelled`; otherwise it returns a conforming result,
+- `wait()` after a cancel that returned True raises `Cancelled`; otherwise it returns a
+  conforming result (also after a cancel that returned False),
   the same one every time for the same handle;
 - job ids are `provider:task_id`, and every error is one of reelgen's.
 """
@@ -201,7 +202,8 @@ def lifecycle_machine(h: Harness, requests: list[VideoRequest]) -> type[RuleBase
             assert not task.remote_cancelled, (
                 f"cancel() returned True, yet wait() produced a video ({self._story(handle)})"
             )
-            assert not handle.cancel_requested, f"wait() after cancel() returned a result ({self._story(handle)})"
+            # (After a cancel() that returned False the job may have finished: its video is paid for, and
+            # delivering it is right. After a True, the assertion above holds.)
             check_schema(h, result)
             probe = check_stored(h, result)
             if handle.request is not None:
