@@ -112,6 +112,15 @@ class RendersInSubmit(LedgeredPreview):
         return job
 
 
+class CancelsOnlyItsOwnJobs(LedgeredPreview):
+    """Cancels only jobs this instance started: from another process (resume, then cancel), it says False."""
+
+    async def cancel(self, job: ProviderJob) -> bool:
+        with self._lock:
+            mine = job.task_id in self._renders
+        return await super().cancel(job) if mine else False
+
+
 class PollsEagerly(LedgeredPreview):
     """Polls every millisecond, however long the job runs."""
 
@@ -235,6 +244,9 @@ DEFECTS: dict[str, PreviewDefect] = {
     # 5. cancel declared, never catchable
     "renders_in_submit": PreviewDefect(
         RendersInSubmit, "test_cancel_behaves_as_declared", r"can never be caught cancellable"
+    ),
+    "cancels_only_its_own_jobs": PreviewDefect(
+        CancelsOnlyItsOwnJobs, "test_cancel_from_another_process", r"cancellable from any process that knows its id"
     ),
     # 6. polling
     "polls_eagerly": PreviewDefect(
