@@ -17,14 +17,6 @@ class Known:
 
 
 #: where ("preview", "bailian_wan", or "fakeremote" for the in-process control) -> test -> why.
-_ATTACHES_TO_CANCELLED = (
-    "core single-flight (reelgen.jobs/journal): after job.cancel() returned True, a fresh submit of the "
-    "same request attaches to the cancelled job (its journal entry stays active until someone waits on it), "
-    "so wait() on the new handle raises Cancelled"
-)
-KNOWN_FAILURES: dict[str, dict[str, Known]] = {
-    where: {"test_job_lifecycle_never_reaches_an_impossible_state": Known(_ATTACHES_TO_CANCELLED, strict=False)}
-    for where in ("preview", "bailian_wan", "fakeremote")
-}
+KNOWN_FAILURES: dict[str, dict[str, Known]] = {}
 #: Broken providers whose own defect a known bug can hide (the state machine may meet it first).
-MAY_MEET_FIRST: dict[str, str] = {"flip_flops": _ATTACHES_TO_CANCELLED}
+MAY_MEET_FIRST: dict[str, str] = {}

@@ -393,3 +393,18 @@ async def test_reconciling_is_bounded_by_the_deadline_not_only_the_request_timeo
         await asyncio.wait_for(reelgen.agenerate(_request(), provider, config=config, deadline=1.0), 60)
     assert "find_jobs" in provider.calls and caught.value.job_id.startswith("j-")
     assert get_journal(config).get(caught.value.job_id).state == "unknown"
+
+
+async def test_wait_after_cancel_on_a_shared_handle_is_cancelled_even_if_the_job_finished(config, server, mp4_bytes):
+    """`wait()` after `cancel()` raises `Cancelled` on that handle, though the job it shares
+    had finished through another handle; the other keeps its result."""
+    provider = FakeProvider(Script(url=server.add("/v.mp4", mp4_bytes)))
+    first = await reelgen.submit(_request(), provider, config=config)
+    second = await reelgen.submit(_request(), provider, config=config)  # single-flight: the same job
+    assert second.id == first.id
+    result = await first.wait()
+    assert await second.cancel() is False
+    with pytest.raises(Cancelled) as caught:
+        await second.wait()
+    assert not caught.value.remote_cancelled and result.video_url in str(caught.value)
+    assert await first.wait() == result and provider.calls.count("submit") == 1

@@ -139,6 +139,9 @@ class JobCore:
         self._starting: asyncio.Future[None] | None = None
         #: This handle let the job go (`_let_go`): another process or handle may own it now.
         self._released = False
+        #: `cancel()` was called on this handle, and whether `wait()` already returned through it.
+        self._cancelled_here = False
+        self._returned = False
 
     @property
     def _lead(self) -> JobCore:

@@ -88,6 +88,7 @@ class Job(JobCore):
         adopts it and delivers its video.
         """
         lead = self._head
+        self._cancelled_here = True
         if lead._result is not None:
             return False
         if lead.provider_job is None and lead._entry is not None and lead._entry.job is not None:
@@ -96,16 +97,31 @@ class Job(JobCore):
         stopped = await _polling.cancel_remote(lead, "cancel() called") if lead.provider_job is not None else False
         lead._cancel_requested.set()
         lead._unregister()  # nothing more comes of this handle: identical requests do not attach to it
-        if not stopped and lead.provider_job is not None and (lead._driver is None or lead._driver.done()):
-            # Nobody drives it here (a driver lets go itself when it sees the cancel).
-            await lead._let_go("cancelled here, but the provider could not stop it: it may finish and be billed")
+        if lead.provider_job is not None and (lead._driver is None or lead._driver.done()):
+            # Nobody drives it here (a driver sees the cancel and does this itself).
+            if stopped:
+                await lead._release(terminal=True)
+            else:
+                await lead._let_go("cancelled here, but the provider could not stop it: it may finish and be billed")
         return stopped
 
     async def wait(self) -> VideoResult:
-        """Wait for the video, store and measure it, and return the result."""
+        """Wait for the video, store and measure it, and return the result.
+
+        After `cancel()` on this handle it raises `Cancelled`, even where the job had
+        finished through another handle first (unless this handle already returned it)."""
         lead = self._head
-        if lead._result is not None:
-            return lead._result
+        result = lead._result if lead._result is not None else await self._await_driver(lead)
+        if self._cancelled_here and not self._returned:
+            raise Cancelled(
+                f"job {self.id} was cancelled here after it had finished; its video is {result.video_url}",
+                job_id=self.id,
+                remote_cancelled=False,
+            )
+        self._returned = True
+        return result
+
+    async def _await_driver(self, lead: Job) -> VideoResult:
         if lead._driver is None:
             lead._driver = asyncio.ensure_future(lead._drive())
         lead._waiters += 1
