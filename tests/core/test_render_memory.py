@@ -1,9 +1,10 @@
 """Rendering is bounded in memory whatever the picture's shape, the frame size or the length.
 
 Each case renders in a fresh child process, which reports its own peak resident size
-(`ru_maxrss`), so one case's peak never hides in another's. Before the fix a 16x4000
-picture rendered to 640x16 peaked at 828 MB: the picture was enlarged, whole, to cover
-the frame at full detail (896x224000 pixels).
+(`VmHWM`: the peak of its own image; `ru_maxrss` would carry over the peak of the
+process that forked it, a pytest worker of several hundred MB), so one case's peak never
+hides in another's. Before the fix a 16x4000 picture rendered to 640x16 peaked at 828 MB:
+the picture was enlarged, whole, to cover the frame at full detail (896x224000 pixels).
 """
 
 from __future__ import annotations
@@ -19,13 +20,18 @@ LIMIT_MB = 300
 
 _CHILD = """
 import json, resource, sys
+def _hwm_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 from reelgen.render import render_video
 source, out, width, height, fps, duration = sys.argv[1:7]
 frames = render_video(
     open(source, "rb").read(), out, width=int(width), height=int(height),
     fps=float(fps), duration=float(duration), seed=7, motion_strength=1.0, audio=True,
 )
-print(json.dumps({"frames": frames, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"frames": frames, "peak_mb": _hwm_mb()}))
 """
 
 
