@@ -408,3 +408,31 @@ async def test_wait_after_cancel_on_a_shared_handle_is_cancelled_even_if_the_job
         await second.wait()
     assert not caught.value.remote_cancelled and result.video_url in str(caught.value)
     assert await first.wait() == result and provider.calls.count("submit") == 1
+
+
+async def test_resuming_a_never_sent_entry_whose_request_is_whole_sends_it_once(config, server, mp4_bytes):
+    """The dead owner never sent the create (`sent_at` is None) and the journal holds the
+    whole request (no image): resume sends it, once, and delivers."""
+    import time
+
+    from reelgen.journal import JournalEntry, Owner, new_entry_id
+
+    provider = FakeProvider(Script(url=server.add("/v.mp4", mp4_bytes)))
+    key = reelgen.request_key(_request(), provider, config=config)
+    now = time.time()
+    orphan = JournalEntry(
+        id=new_entry_id(),
+        provider="fake",
+        model=provider.capabilities.model,
+        key=key,
+        state="submitting",
+        owner=Owner(host=Owner.current().host, pid=2**22 + 4321, started=1.0),
+        submitted_at=now,
+        updated_at=now,
+        heartbeat=now,
+        request={"prompt": "a slow pan", "duration": 1.0, "fps": 10.0, "size": "64*64"},
+    )
+    get_journal(config).open(orphan)
+    result = await reelgen.resume(orphan.id, config=config, provider=provider).wait()
+    assert provider.calls.count("submit") == 1 and result.task_id == "task-1"
+    assert get_journal(config).get(orphan.id).state == "succeeded"

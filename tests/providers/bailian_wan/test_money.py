@@ -468,19 +468,9 @@ async def test_an_orphan_whose_create_never_made_a_task_is_submitted_by_the_adop
 async def test_a_throttled_poll_backs_off_and_says_why(dashscope_emulator, wide_photo, tmp_path):
     """A poll answered 429 waits before the next look (it used to look again at once) and
     announces the delay and the reason in a `retrying` event."""
-    import time
-
     # The governor is told the account allows far more queries than the emulator does.
     config = make_config(tmp_path, limits={"bailian_wan": {"query_rate": 1000}})
     provider = provider_for(dashscope_emulator)
-    looks: list[float] = []
-    real_poll = provider.poll
-
-    async def timed_poll(job):
-        looks.append(time.monotonic())
-        return await real_poll(job)
-
-    provider.poll = timed_poll  # type: ignore[method-assign]
     events = []
     result = await asyncio.wait_for(
         reelgen.agenerate(request(wide_photo), provider, config=config, on_event=events.append), 60
@@ -490,3 +480,41 @@ async def test_a_throttled_poll_backs_off_and_says_why(dashscope_emulator, wide_
     assert retries, "the emulator's 1 query/s never throttled a poll"
     assert all(e.data["delay"] > 0 and "rate" in e.data["reason"].lower() for e in retries)
     assert dashscope_emulator.counters()["tasks_created"] == 1
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_resuming_a_never_sent_entry_without_its_image_sends_nothing(dashscope_emulator, wide_photo, tmp_path):
+    """The journal keeps only the reference image's hash: a resume cannot send the request
+    the caller made, so it sends nothing and says to generate again (nothing was billed)."""
+    import time
+
+    from reelgen.errors import ProviderFailed
+    from reelgen.journal import JournalEntry, Owner, new_entry_id
+
+    config = make_config(tmp_path)
+    provider = provider_for(dashscope_emulator)
+    key = reelgen.request_key(request(wide_photo), provider, config=config)
+    now = time.time()
+    orphan = JournalEntry(
+        id=new_entry_id(),
+        provider="bailian_wan",
+        model=provider.capabilities.model,
+        key=key,
+        state="submitting",
+        owner=Owner(host=Owner.current().host, pid=2**22 + 4321, started=1.0),
+        submitted_at=now,
+        updated_at=now,
+        heartbeat=now,
+        request={
+            "prompt": "waves against a lighthouse",
+            "duration": 2.0,
+            "fps": 30.0,
+            "size": "1280*720",
+            "reference_image": "sha256:" + "0" * 64,
+        },
+    )
+    get_journal(config).open(orphan)
+    with pytest.raises(ProviderFailed, match=r"never sent.*generate again"):
+        await reelgen.resume(orphan.id, config=config, provider=provider).wait()
+    assert dashscope_emulator.counters()["creates"] == 0
+    assert get_journal(config).get(orphan.id).state == "failed"
