@@ -253,3 +253,19 @@ def test_the_eta_is_learned_from_the_accounts_history_for_the_same_tier_only(
     assert first_update(fresh_720, "second.jsonl").eta is not None  # before any row of this batch finished
     fresh_1080 = [(row_id, attrs.evolve(request, size="1920*1080")) for row_id, request in fresh_720]
     assert first_update(fresh_1080, "third.jsonl").eta is None  # no 1080P history: never borrowed from 720P
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+def test_a_missing_api_key_stops_the_batch_before_any_row(dashscope_emulator, tmp_path, shot, monkeypatch) -> None:
+    """It used to leave the batch waiting forever for outcomes that would never come."""
+    from reelgen.errors import AuthenticationError
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.delenv("DASHSCOPE_API_KEY")
+    config = _config(dashscope_emulator, tmp_path)
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(lambda: list(reelgen.batch(_requests(shot, 3), config=config)))
+        with pytest.raises(AuthenticationError, match="no DashScope API key"):
+            running.result(timeout=60)  # a generous bound that only catches the hang
+    assert dashscope_emulator.counters()["creates"] == 0

@@ -475,18 +475,23 @@ class Runner:
             log.warning("could not read the timing history from the job journal", exc_info=True)
 
     async def run(self) -> None:
-        groups: dict[str, deque[PlannedRow]] = {}
-        providers: dict[str, Provider] = {}
-        for planned in self.todo:
-            groups.setdefault(planned.provider.name, deque()).append(planned)
-            providers[planned.provider.name] = planned.provider
-        await self._seed_eta(list(providers.values()))
-        workers = []
-        for name, rows in groups.items():
-            size, _ = self._window(providers[name])
-            workers += [asyncio.ensure_future(self._worker(rows)) for _ in range(min(size, len(rows)))]
-        self._update()
+        """Run every row to be run; the outcomes queue ends with None whatever happens."""
+        from .governor import account_for
+
+        workers: list[asyncio.Future[None]] = []
         try:
+            groups: dict[str, deque[PlannedRow]] = {}
+            providers: dict[str, Provider] = {}
+            for planned in self.todo:
+                groups.setdefault(planned.provider.name, deque()).append(planned)
+                providers[planned.provider.name] = planned.provider
+            for provider in providers.values():
+                account_for(provider)  # a missing or unreadable key stops the batch here, before any row
+            await self._seed_eta(list(providers.values()))
+            for name, rows in groups.items():
+                size, _ = self._window(providers[name])
+                workers += [asyncio.ensure_future(self._worker(rows)) for _ in range(min(size, len(rows)))]
+            self._update()
             await asyncio.gather(*workers)
         finally:
             for worker in workers:
