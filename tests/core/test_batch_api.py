@@ -258,9 +258,9 @@ def test_the_eta_is_learned_from_the_accounts_history_for_the_same_tier_only(
 @pytest.mark.dashscope_emulator(render_mode="still")
 def test_a_missing_api_key_stops_the_batch_before_any_row(dashscope_emulator, tmp_path, shot, monkeypatch) -> None:
     """It used to leave the batch waiting forever for outcomes that would never come."""
-    from reelgen.errors import AuthenticationError
-
     from concurrent.futures import ThreadPoolExecutor
+
+    from reelgen.errors import AuthenticationError
 
     monkeypatch.delenv("DASHSCOPE_API_KEY")
     config = _config(dashscope_emulator, tmp_path)
