@@ -238,8 +238,10 @@ class JobCore:
 
     async def _let_go(self, why: str) -> None:
         """Give up driving a job that runs on: no owner, so an identical request or resume adopts it.
-        This handle writes nothing more to the entry, and identical requests no longer attach to it."""
-        await self._journal_update(owner=None, error=why)
+        This handle writes nothing more to the entry, and identical requests no longer attach to it.
+        An entry another process owns (this handle follows it) is left to that process."""
+        if self._entry is not None and self._entry.owner == self._owner:
+            await self._journal_update(owner=None, error=why)
         self._released = True
         self._unregister()
 

@@ -518,3 +518,33 @@ async def test_resuming_a_never_sent_entry_without_its_image_sends_nothing(dashs
         await reelgen.resume(orphan.id, config=config, provider=provider).wait()
     assert dashscope_emulator.counters()["creates"] == 0
     assert get_journal(config).get(orphan.id).state == "failed"
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=0, run_seconds=300)
+async def test_a_failed_cancel_from_a_follower_leaves_the_live_owner_in_charge(
+    dashscope_emulator, wide_photo, tmp_path
+):
+    """`reelgen jobs cancel ID` of a RUNNING job another live process drives: the provider
+    cannot stop it, and the journal entry stays that process's (it is not disowned)."""
+    import subprocess
+    import sys
+
+    from reelgen.journal import Owner, _process_start
+
+    config = make_config(tmp_path)
+    job = await reelgen.submit(request(wide_photo), provider_for(dashscope_emulator), config=config)
+    for _ in range(200):
+        if (await job.status()).state == "running":
+            break
+        await asyncio.sleep(0.02)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = Owner(host=Owner.current().host, pid=other.pid, started=_process_start(other.pid))
+        journal = get_journal(config)
+        journal.update(job.entry_id, owner=owner)  # another live process drives it
+        follower = reelgen.resume(job.id, config=config, provider=provider_for(dashscope_emulator))
+        assert await follower.cancel() is False
+        assert journal.get(job.entry_id).owner == owner
+    finally:
+        other.kill()
+        other.wait()
