@@ -4,7 +4,8 @@ Each case renders in a fresh child process that reports its own peak resident si
 (`VmHWM`: the peak of its own image; `ru_maxrss` would carry over the peak of the
 process that forked it); the picture is made in another child, so nothing else is counted.
 Prints one line per case and the ratio to the 300 MB target. Not a test (the test is
-tests/core/test_render_memory.py); `--all` adds the preview's extremes, which exceed it.
+tests/core/test_render_memory.py); `--all` adds the preview's extremes (its largest frame
+and picture areas, every shape) and lists the requests it now refuses, with the message.
 
     .venv/bin/python bench/render_memory.py [--all]
 """
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 TARGET_MB = 300
@@ -34,12 +36,12 @@ picture.save(path)
 """
 
 _RENDER = """
-import json, resource, sys
+import json, resource, sys, warnings
 def _hwm_mb():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, warnings
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 warnings.simplefilter("ignore")  # Pillow's decompression-bomb warning for the largest pictures
 from reelgen.render import render_video
 source, out, width, height, fps, duration = sys.argv[1:7]
@@ -57,18 +59,50 @@ CASES = [
     ((2400, 2400), (1440, 1440), 30, 2.0, "emulator's largest frame area"),
     ((8000, 8000), (1440, 1440), 30, 1.0, "emulator's largest picture (PNG)"),
     ((16, 4000), (640, 16), 120, 60.0, "preview's longest video (7200 frames)"),
-    ((4000, 4000), (3840, 2160), 30, 1.0, "a 4K UHD frame"),
+    ((4000, 4000), (3840, 2160), 30, 1.0, "a 4K UHD frame (preview's max_frame_pixels)"),
 ]
+#: The preview's extremes: its largest frame area from its largest picture area, every shape.
 EXTREMES = [
-    ((16, 4000), (4096, 4096), 30, 1.0, "preview's largest frame (x264 alone ~220 MB)"),
-    ((4000, 4000), (4096, 4096), 30, 1.0, "preview's largest frame, large picture"),
-    ((16384, 10900), (1440, 1440), 30, 1.0, "preview's largest picture (PNG)"),
+    ((4096, 4096), (3840, 2160), 30, 1.0, "preview's largest picture and frame areas"),
+    ((4096, 4096), (2160, 3840), 30, 1.0, "the same, portrait frame"),
+    ((16384, 1024), (3840, 2160), 30, 1.0, "preview's widest largest picture, 4K frame"),
+    ((1024, 16384), (2160, 3840), 30, 1.0, "preview's tallest largest picture, portrait 4K"),
 ]
+#: What the preview refused before it declared its area limits (measured: 337-582 MB); now
+#: listed with the message it refuses them with, not rendered.
+REFUSED = [
+    ((16, 4000), (4096, 4096), "preview's largest sides, 16.8 MP frame (was 337 MB)"),
+    ((4000, 4000), (4096, 4096), "the same, large picture (was 402 MB)"),
+    ((8192, 8192), (1440, 1440), "a 67 MP picture (measured 254 MB here, 409 MB into 4K at 32 MP)"),
+    ((16384, 10900), (1440, 1440), "the largest PNG Pillow decoded before (was 582 MB)"),
+]
+
+
+def _refusal(picture: tuple[int, int], frame: tuple[int, int]) -> str:
+    """Why the preview refuses this request, offline (empty: it accepts it)."""
+    import io
+
+    from PIL import Image
+
+    from reelgen import ValidationError, VideoRequest
+    from reelgen.validation import check_request
+    from reelgen_preview.capabilities import CAPABILITIES
+
+    buffer = io.BytesIO()  # one bit per pixel: only the header is checked
+    Image.new("1", picture, 1).save(buffer, format="PNG")
+    request = VideoRequest(prompt="bench", size=f"{frame[0]}*{frame[1]}", reference_image=buffer.getvalue())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's decompression-bomb warning for the largest
+            check_request(request, CAPABILITIES, provider="preview")
+    except ValidationError as error:
+        return str(error)
+    return ""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--all", action="store_true", help="also the preview's extremes (over the target)")
+    parser.add_argument("--all", action="store_true", help="also the preview's extremes and refusals")
     args = parser.parse_args()
     cases = CASES + (EXTREMES if args.all else [])
     with tempfile.TemporaryDirectory(prefix="reelgen-bench-render-") as folder:
@@ -95,6 +129,10 @@ def main() -> None:
                 f"{shape:>11} {size:>9} {fps:>4} {seconds:>5} {report['frames']:>6} "
                 f"{peak:>5.0f} {peak / TARGET_MB:>5.2f} {wall:>6.1f}  {what}"
             )
+        for picture, frame, what in REFUSED if args.all else []:
+            reason = _refusal(picture, frame)
+            shape, size = f"{picture[0]}x{picture[1]}", f"{frame[0]}x{frame[1]}"
+            print(f"{shape:>11} {size:>9}  refused ({what}): {reason or 'ACCEPTED: over the target?'}")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,13 @@ def _peak_mb(tmp_path: Path, picture: tuple[int, int], frame: tuple[int, int], f
         ((8000, 8000), (1440, 1440), 30, 1.0),  # the emulator's largest picture, a PNG
         ((16, 4000), (3840, 2160), 30, 1.0),  # a thin picture into a 4K UHD frame
         ((16, 4000), (640, 16), 120, 60.0),  # the preview's longest video: 7200 frames
+        # The preview's largest frame area (max_frame_pixels 3840*2160) from its largest
+        # picture area (image_max_pixels 4096*4096), square and at its extreme shapes.
+        ((4000, 4000), (3840, 2160), 30, 1.0),  # a square picture into a 4K UHD frame
+        ((4096, 4096), (3840, 2160), 30, 1.0),
+        ((4096, 4096), (2160, 3840), 30, 1.0),
+        ((16384, 1024), (3840, 2160), 30, 1.0),
+        ((1024, 16384), (2160, 3840), 30, 1.0),
     ],
 )
 def test_rendering_peaks_under_the_limit(

@@ -160,6 +160,26 @@ def option_specs() -> st.SearchStrategy[dict[str, OptionSpec]]:
     return build()
 
 
+@st.composite
+def _areas(draw: st.DrawFn, fields: dict[str, Any]) -> dict[str, Any]:
+    """Area limits (or none) that agree with the sizes and picture sides already drawn."""
+    out: dict[str, Any] = {}
+    if draw(st.booleans()):
+        listed = [int(w) * int(h) for w, _, h in (s.partition("*") for s in fields.get("sizes") or ())]
+        multiple = max(1, fields.get("size_multiple_of", 1))
+        side_low = fields["side_range"][0] if fields.get("side_range") else 1
+        side_low = math.ceil(side_low / multiple) * multiple
+        tiers = [2 * tier.pixels for tier in fields.get("resolution_tiers", ())]  # tier sizes are approximate
+        smallest = max([side_low * side_low, *listed, *tiers])
+        out["max_frame_pixels"] = draw(st.sampled_from(sorted({smallest, max(smallest, 640 * 480), 1920 * 1080})))
+        if out["max_frame_pixels"] < smallest:
+            out["max_frame_pixels"] = smallest
+    if draw(st.booleans()):
+        low = fields["image_side_range"][0] if fields.get("image_side_range") else 1
+        out["image_max_pixels"] = draw(st.sampled_from(sorted({max(low * low, 4096), max(low * low, 640 * 480)})))
+    return out
+
+
 def capabilities() -> st.SearchStrategy[Capabilities]:
     from reelgen.capabilities import Capabilities
 
@@ -168,6 +188,7 @@ def capabilities() -> st.SearchStrategy[Capabilities]:
         fields: dict[str, Any] = {"model": draw(st.sampled_from(["model-a", "wan-ish", "模型"]))}
         for part in (_durations(), _fps(), _sizes(), _images(), _text(), _seed()):
             fields.update(draw(part))
+        fields.update(draw(_areas(fields)))
         fields["deterministic"] = draw(st.booleans())
         fields["cancel"] = draw(st.sampled_from(["none", "pending", "any"]))
         fields["resume"] = draw(st.booleans())

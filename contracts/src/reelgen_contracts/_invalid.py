@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from hypothesis import strategies as st
 
 from ._values import MAX_SEED, MAX_SIDE, InvalidRequest, requirement_value
-from .images import DUMMY_HOST, default_image_dir, encode_image, image_as, oversized_image
+from .images import DUMMY_HOST, default_image_dir, encode_image, image_as, over_area_image, oversized_image
 
 if TYPE_CHECKING:
     from reelgen.capabilities import Capabilities, OptionSpec
@@ -170,12 +170,30 @@ def _size_cases(caps: Capabilities) -> list[Case]:
                 if other not in listed and _side_ok(caps, int(w) + multiple):
                     cases.append(("size", "not one of the offered sizes", other))
                     break
+    over = _just_over_area(caps)
+    if over is not None:
+        cases.append(("size", f"just over max_frame_pixels ({caps.max_frame_pixels})", over))
     if multiple > 1 and not caps.resolution_tiers and caps.sizes is None:
         low = caps.side_range[0] if caps.side_range else 1
         width = _fit(low, multiple) + 1
         if _side_ok(caps, width):
             cases.append(("size", f"a side that is not a multiple of {multiple}", f"{width}*{_fit(low, multiple)}"))
     return cases
+
+
+def _just_over_area(caps: Capabilities) -> str | None:
+    """A free size with valid sides whose area is just over `max_frame_pixels` (None: none)."""
+    limit = caps.max_frame_pixels
+    if limit is None or caps.sizes is not None:
+        return None
+    multiple = max(1, caps.size_multiple_of)
+    low, high = caps.side_range or (1, MAX_SIDE)
+    top = high // multiple * multiple
+    for width in (_fit(max(low, math.isqrt(limit)), multiple), top):
+        height = _fit(max(low, limit // width + 1), multiple)
+        if _side_ok(caps, width) and _side_ok(caps, height) and width * height > limit and height <= MAX_SIDE:
+            return f"{width}*{height}"
+    return None
 
 
 def _fit(low: int, multiple: int) -> int:
@@ -230,6 +248,10 @@ def _image_cases(caps: Capabilities, directory: Path) -> list[Case]:
     if caps.image_max_bytes is not None and caps.image_max_bytes < 64 * 1024 * 1024:
         big = oversized_image(caps.image_max_bytes, fmt, directory)
         cases.append(("reference_image", f"larger than {caps.image_max_bytes} bytes", str(big)))
+    if caps.image_max_pixels is not None and "PNG" in caps.image_formats:
+        wide = over_area_image(caps.image_max_pixels, directory, caps.image_side_range)
+        if wide is not None:
+            cases.append(("reference_image", f"just over image_max_pixels ({caps.image_max_pixels})", str(wide)))
     if low > 1:
         small = encode_image(low - 1, ok_side, fmt)
         cases.append(("reference_image", f"narrower than {low} pixels", small))

@@ -92,7 +92,20 @@ def _sizes(caps: Capabilities) -> list[tuple[int, int]]:
         int(_clamp(640 // multiple * multiple, first, last)),
         int(_clamp(480 // multiple * multiple, first, last)),
     )
-    return [(comfortable, comfortable), (first, first), medium, (last, last)]
+    candidates: list[tuple[int, int]] = [(comfortable, comfortable), (first, first), medium, (last, last)]
+    return [_within_area(caps, pair) for pair in candidates]
+
+
+def _within_area(caps: Capabilities, pair: tuple[int, int]) -> tuple[int, int]:
+    """`pair`, its height cut (in the provider's multiples) to fit `max_frame_pixels`."""
+    limit = caps.max_frame_pixels
+    width, height = pair
+    if limit is None or width * height <= limit:
+        return pair
+    multiple = max(1, caps.size_multiple_of)
+    low = caps.side_range[0] if caps.side_range is not None else multiple
+    height = max(math.ceil(low / multiple) * multiple, limit // width // multiple * multiple)
+    return width, height
 
 
 def _only(caps: Capabilities, tier: str) -> Capabilities:

@@ -13,6 +13,7 @@ import atexit
 import base64
 import hashlib
 import io
+import math
 import random
 import shutil
 import tempfile
@@ -156,6 +157,27 @@ def oversized_image(max_bytes: int, fmt: str, directory: Path) -> Path:
     """A valid image file of format `fmt` just over `max_bytes` (written once per process)."""
     content = encode_image(32, 32, fmt, seed=1, text_padding=max_bytes + 1)
     return _file_for(content, fmt, directory)
+
+
+def over_area_image(max_pixels: int, directory: Path, side_range: tuple[int, int] | None = None) -> Path | None:
+    """A valid PNG file just over `max_pixels` in area, with sides in `side_range` (None: none fits).
+
+    One bit per pixel and one colour, so even a picture of many megapixels is small to make
+    and to store; checking it needs only its header.
+    """
+    from PIL import Image
+
+    low, high = side_range or (1, 1 << 16)
+    width = max(low, min(high, math.isqrt(max_pixels) + 1))
+    height = max(low, max_pixels // width + 1)
+    if not (low <= height <= high) or width * height <= max_pixels:
+        width = high
+        height = max(low, max_pixels // width + 1)
+        if not (low <= height <= high):
+            return None
+    buffer = io.BytesIO()
+    Image.new("1", (width, height), 1).save(buffer, format="PNG")
+    return _file_for(buffer.getvalue(), "PNG", directory)
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

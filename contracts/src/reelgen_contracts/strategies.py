@@ -221,7 +221,8 @@ def _in_side_range(caps: Capabilities, width: int, height: int) -> bool:
 
 
 def _size_pairs(caps: Capabilities, budget: Budget) -> st.SearchStrategy[tuple[int, int]]:
-    limit = budget.max_pixels if budget.max_pixels is not None else math.inf
+    frame_cap = caps.max_frame_pixels if caps.max_frame_pixels is not None else math.inf
+    limit = min(budget.max_pixels if budget.max_pixels is not None else math.inf, frame_cap)
     listed: list[tuple[int, int]] = []
     if caps.sizes is not None:
         for size in caps.sizes:
@@ -236,7 +237,7 @@ def _size_pairs(caps: Capabilities, budget: Budget) -> st.SearchStrategy[tuple[i
         tier_caps = attrs.evolve(caps, resolution_tiers=tuple(t for t in caps.resolution_tiers if t.name in names))
         listed += _tier_sizes(tier_caps)
     if listed:
-        fitting = [s for s in listed if _in_side_range(caps, *s)] or listed
+        fitting = [s for s in listed if _in_side_range(caps, *s) and s[0] * s[1] <= frame_cap] or listed
         affordable = [s for s in fitting if s[0] * s[1] <= limit] or [min(fitting, key=lambda s: s[0] * s[1])]
         return st.sampled_from(sorted(set(affordable)))
     # Free size: any sides in range that are multiples of size_multiple_of.
@@ -336,9 +337,9 @@ def _image_content(draw: st.DrawFn, caps: Capabilities, budget: Budget) -> tuple
     low = max(low, 1)
     if fmt == "WEBP":
         high = max(low, min(high, 16383))  # the most WebP can encode
-    max_pixels = budget.max_image_pixels or high * high
-    comfortable = min(high, low + 320)
+    max_pixels = min(budget.max_image_pixels or high * high, caps.image_max_pixels or high * high)
     wide = max(low, min(high, max_pixels // low))
+    comfortable = min(wide, low + 320)  # never so wide that the shortest height is over the area
     width = draw(st.one_of(st.sampled_from(sorted({low, wide})), st.integers(low, max(low, comfortable))))
     tall = max(low, min(high, max_pixels // width))
     height = draw(st.one_of(st.sampled_from(sorted({low, tall})), st.integers(low, max(low, min(comfortable, tall)))))

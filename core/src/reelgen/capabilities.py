@@ -86,6 +86,30 @@ def _default_problems(caps: Capabilities) -> list[str]:
     return problems
 
 
+def _area_problems(caps: Capabilities) -> list[str]:
+    """Why the declared area limits contradict the other fields (empty: they agree)."""
+    problems = []
+    frame = caps.max_frame_pixels
+    if frame is not None:
+        multiple = max(1, caps.size_multiple_of)
+        side = math.ceil((caps.side_range[0] if caps.side_range is not None else 1) / multiple) * multiple
+        if side * side > frame:
+            problems.append(f"max_frame_pixels {frame} is below the smallest size side_range allows")
+        for listed in caps.sizes or ():
+            width, _, height = listed.replace("x", "*").partition("*")
+            if width.isdigit() and height.isdigit() and int(width) * int(height) > frame:
+                problems.append(f"sizes lists {listed}, over max_frame_pixels {frame}")
+        size = caps.default_size
+        if size is not None:
+            width, _, height = size.partition("*")
+            if width.isdigit() and height.isdigit() and int(width) * int(height) > frame:
+                problems.append(f"default_size {size!r} is over max_frame_pixels {frame}")
+    picture = caps.image_max_pixels
+    if picture is not None and caps.image_side_range is not None and caps.image_side_range[0] ** 2 > picture:
+        problems.append(f"image_max_pixels {picture} is below the smallest picture image_side_range allows")
+    return problems
+
+
 @attrs.frozen(kw_only=True)
 class Capabilities:
     """Everything the core needs to check a request against one provider and model.
@@ -115,6 +139,9 @@ class Capabilities:
     size_multiple_of: int = 1
     #: Inclusive (min, max) for each output side in pixels, when the size is free.
     side_range: tuple[int, int] | None = None
+    #: The largest output frame area, width * height in pixels (None: only the sides are bounded).
+    #: What the provider (or its renderer's memory) can take: 3840 * 2160 is 8294400.
+    max_frame_pixels: int | None = attrs.field(default=None, validator=_optional_positive(integer=True))
     requires_reference_image: bool = False
     accepts_reference_image: bool = True
     #: Pillow format names accepted for the reference image.
@@ -122,6 +149,9 @@ class Capabilities:
     image_max_bytes: int | None = None
     #: Inclusive (min, max) for each side of the reference image in pixels.
     image_side_range: tuple[int, int] | None = None
+    #: The largest reference picture area, width * height in pixels (a picture is decoded whole):
+    #: checked from the file's header, before the picture is decoded.
+    image_max_pixels: int | None = attrs.field(default=None, validator=_optional_positive(integer=True))
     image_alpha: bool = True
     #: URL schemes the provider fetches itself (others are read locally and sent inline or uploaded).
     image_url_schemes: tuple[str, ...] = ("http", "https")
@@ -162,7 +192,7 @@ class Capabilities:
     options: Mapping[str, OptionSpec] = attrs.field(factory=dict, converter=plain_dict)
 
     def __attrs_post_init__(self) -> None:
-        problems = _default_problems(self)
+        problems = _default_problems(self) + _area_problems(self)
         if problems:
             raise ValueError(f"capabilities of {self.model!r}: " + "; ".join(problems))
 

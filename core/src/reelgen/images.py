@@ -55,7 +55,50 @@ def _local_path(reference: str) -> Path:
     return Path(reference).expanduser()
 
 
-def _read_bytes(reference: str | bytes) -> tuple[bytes, str]:
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.3g} MP"
+
+
+def _check_area(where: str, width: int, height: int, capabilities: Capabilities, provider: str) -> None:
+    limit = capabilities.image_max_pixels
+    if limit is not None and width * height > limit:
+        raise ValidationError(
+            f"{where} is {width}x{height}, {_megapixels(width * height)}; {provider} takes pictures of at most "
+            f"{_megapixels(limit)} ({limit} pixels): downscale it",
+            field="reference_image",
+        )
+
+
+def _check_file_before_reading(path: Path, capabilities: Capabilities, provider: str) -> None:
+    """Refuse a file the provider cannot take from its size and its header alone.
+
+    `stat` gives the byte count and Pillow's lazy `open` reads only the header for the
+    dimensions, so an oversized picture is refused without reading or decoding it whole.
+    """
+    where = f"reference_image ({path})"
+    size = path.stat().st_size
+    limit = capabilities.image_max_bytes
+    if limit is not None and size > limit:
+        raise ValidationError(
+            f"{where} is {size} bytes ({size / 1e6:.3g} MB); {provider} accepts at most {limit} bytes "
+            f"({limit / 1e6:.3g} MB): compress or downscale it",
+            field="reference_image",
+        )
+    if capabilities.image_max_pixels is None:
+        return
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:  # lazy: the header only, nothing decoded
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - unreadable ones are refused, with their message, by read_image
+        return
+    _check_area(where, width, height, capabilities, provider)
+
+
+def _read_bytes(
+    reference: str | bytes, capabilities: Capabilities | None = None, provider: str = ""
+) -> tuple[bytes, str]:
     if isinstance(reference, bytes):
         return reference, "bytes"
     if reference.lower().startswith("data:"):
@@ -83,14 +126,22 @@ def _read_bytes(reference: str | bytes) -> tuple[bytes, str]:
             f"reference_image {str(path)!r} is {size} bytes; reelgen reads at most {_READ_LIMIT} bytes",
             field="reference_image",
         )
+    if capabilities is not None:
+        _check_file_before_reading(path, capabilities, provider)
     return path.read_bytes(), str(path)
 
 
-def read_image(reference: str | bytes) -> ImageData:
-    """Read a local reference image (path, `file://`, `data:` or bytes) and inspect it."""
+def read_image(
+    reference: str | bytes, capabilities: Capabilities | None = None, *, provider: str = "the provider"
+) -> ImageData:
+    """Read a local reference image (path, `file://`, `data:` or bytes) and inspect it.
+
+    With `capabilities`, a file over `image_max_bytes` or `image_max_pixels` is refused from
+    its size and header before it is read whole (`check_image` still checks the rest).
+    """
     if is_remote(reference):
         raise ValueError("read_image takes a local image; remote URLs are fetched by the provider")
-    content, origin = _read_bytes(reference)
+    content, origin = _read_bytes(reference, capabilities, provider)
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -122,15 +173,18 @@ def read_image(reference: str | bytes) -> ImageData:
     )
 
 
-def resolve_image(reference: str | bytes | None) -> ImageData | None:
+def resolve_image(
+    reference: str | bytes | None, capabilities: Capabilities | None = None, *, provider: str = "the provider"
+) -> ImageData | None:
     """Read a local reference image once (None for no image or a remote URL).
 
     The pipeline's gate calls this, and passes the one `ImageData` on: validation, the
-    cache key and the journal use its digest, the provider gets its bytes.
+    cache key and the journal use its digest, the provider gets its bytes. With
+    `capabilities`, a file too large for them is refused before it is read (`read_image`).
     """
     if reference is None or is_remote(reference):
         return None
-    return read_image(reference)
+    return read_image(reference, capabilities, provider=provider)
 
 
 def image_key(reference: str | bytes) -> str:
@@ -166,6 +220,7 @@ def check_image(image: ImageData, capabilities: Capabilities, *, provider: str) 
             f"most {limit} bytes ({limit / 1e6:.3g} MB): compress or downscale it",
             field="reference_image",
         )
+    _check_area(where, image.width, image.height, capabilities, provider)
     if capabilities.image_side_range is not None:
         low, high = capabilities.image_side_range
         for side_name, side in (("width", image.width), ("height", image.height)):

@@ -70,7 +70,7 @@ def _gate(request: VideoRequest, provider: Provider, strict: bool) -> _Gate:
     """Everything checked offline, the reference image read exactly once."""
     check_option_namespaces(request, provider.name, _installed())
     request = with_provider_defaults(request, provider.capabilities)
-    image = resolve_image(request.reference_image)
+    image = resolve_image(request.reference_image, provider.capabilities, provider=provider.name)
     if image is not None:
         # The bytes checked and hashed are the bytes sent: the provider never re-reads the file.
         request = attrs.evolve(request, reference_image=image.content)

@@ -7,6 +7,7 @@ Provider-specific rules (size to tier mapping, options) are the provider's `vali
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -80,12 +81,36 @@ def _check_size(request: VideoRequest, caps: Capabilities, provider: str) -> Non
                 f"size {request.size}: {provider} takes sides from {low} to {high} pixels", field="size"
             )
     multiple = caps.size_multiple_of
+    limit = caps.max_frame_pixels
+    if limit is not None and width * height > limit:
+        raise ValidationError(
+            f"size {request.size} is {_megapixels(width * height)}; {provider} renders at most "
+            f"{_megapixels(limit)} ({limit} pixels): choose a smaller size "
+            f"(e.g. {_shrunk(width, height, limit, caps)} keeps this shape)",
+            field="size",
+        )
     if multiple > 1 and not caps.resolution_tiers and (width % multiple or height % multiple):
         suggestion = f"{_round_to(width, multiple)}*{_round_to(height, multiple)}"
         raise ValidationError(
             f"size {request.size}: {provider} needs sides that are multiples of {multiple} (e.g. {suggestion})",
             field="size",
         )
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.3g} MP"
+
+
+def _shrunk(width: int, height: int, limit: int, caps: Capabilities) -> str:
+    """The size of this shape, in the provider's multiples, closest under `limit` pixels."""
+    multiple = max(1, caps.size_multiple_of)
+    scale = math.sqrt(limit / (width * height))
+    low = caps.side_range[0] if caps.side_range is not None else multiple
+    new_width = max(low, math.floor(width * scale / multiple) * multiple)
+    new_height = max(low, math.floor(height * scale / multiple) * multiple)
+    while new_width * new_height > limit and new_width > low:
+        new_width -= multiple
+    return f"{new_width}*{new_height}"
 
 
 def _round_to(side: int, multiple: int) -> int:
@@ -153,7 +178,7 @@ def _check_reference_image(
                 field="reference_image",
             )
         return
-    check_image(image if image is not None else read_image(reference), caps, provider=provider)
+    check_image(image if image is not None else read_image(reference, caps, provider=provider), caps, provider=provider)
 
 
 def _check_bounds(option: str, value: float, low: float | None, high: float | None) -> None:
