@@ -22,9 +22,8 @@ ERRORS = set(errors.__all__) - {"redact"}
 
 #: The whole public surface. Adding a name is a product decision: change product.md and this list.
 EXPECTED = [
-    "SCHEMA_VERSION", "AuthenticationError", "BaseProvider", "Cancelled", "Capabilities", "Config", "ConfigError", "ContentRejected",
-    "DeliveryFailed",
-    "Event", "GenerationTimeout", "IntegrityError", "Job", "JobStatus", "OptionSpec", "PluginError", "Provider",
+    "SCHEMA_VERSION", "AuthenticationError", "BaseProvider", "Cancelled", "Capabilities", "Config", "ConfigError",
+    "ContentRejected", "DeliveryFailed", "Event", "GenerationTimeout", "IntegrityError", "Job", "JobStatus", "OptionSpec", "PluginError", "Provider",
     "ProviderError", "ProviderFailed", "ProviderInfo", "ProviderJob", "ProviderOutput", "ProviderRefused",
     "QuotaExceeded", "RateLimited", "ReelgenError", "ResolutionTier", "StorageError", "StrictWarningError",
     "SubmissionUnknown", "TaskExpired", "TooLarge", "TransientError", "ValidationError", "VideoRequest", "VideoResult",
