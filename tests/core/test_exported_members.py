@@ -23,12 +23,12 @@ ERRORS = set(errors.__all__) - {"redact"}
 #: The whole public surface. Adding a name is a product decision: change product.md and this list.
 EXPECTED = [
     "SCHEMA_VERSION", "AuthenticationError", "BaseProvider", "Cancelled", "Capabilities", "Config", "ConfigError",
-    "ContentRejected", "DeliveryFailed", "Event", "GenerationTimeout", "IntegrityError", "Job", "JobStatus", "OptionSpec", "PluginError", "Provider",
-    "ProviderError", "ProviderFailed", "ProviderInfo", "ProviderJob", "ProviderOutput", "ProviderRefused",
-    "QuotaExceeded", "RateLimited", "ReelgenError", "ResolutionTier", "StorageError", "StrictWarningError",
-    "SubmissionUnknown", "TaskExpired", "TooLarge", "TransientError", "ValidationError", "VideoRequest", "VideoResult",
-    "__version__", "abatch", "agenerate", "batch", "generate", "hookimpl", "json_schema", "load_config", "providers",
-    "request_key", "resume", "submit", "validate",
+    "ContentRejected", "DeliveryFailed", "Event", "GenerationTimeout", "IntegrityError", "Job", "JobStatus",
+    "OptionSpec", "PluginError", "Provider", "ProviderError", "ProviderFailed", "ProviderInfo", "ProviderJob",
+    "ProviderOutput", "ProviderRefused", "QuotaExceeded", "RateLimited", "ReelgenError", "ResolutionTier",
+    "StorageError", "StrictWarningError", "SubmissionUnknown", "TaskExpired", "TooLarge", "TransientError",
+    "ValidationError", "VideoRequest", "VideoResult", "__version__", "abatch", "agenerate", "batch", "generate",
+    "hookimpl", "json_schema", "load_config", "providers", "request_key", "resume", "submit", "validate",
 ]  # fmt: skip
 
 #: Names the package module holds for its own use (imports), not exported.
