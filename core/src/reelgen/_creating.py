@@ -41,6 +41,9 @@ _SUBMIT_ATTEMPTS = 8
 _RECONCILE_SKEW = 5.0
 #: Looks at the task list while other creates of the account may still name their tasks.
 _RECONCILE_LOOKS = 4
+#: After a lost reply the create may still land; for this long after `sent_at` (when the
+#: provider does not say, via `create_settle_seconds`) an empty list proves nothing.
+_DEFAULT_SETTLE = 60.0
 
 
 async def start(job: JobCore) -> None:
@@ -227,19 +230,31 @@ async def _list_candidates(job: JobCore, finder: Any, request: VideoRequest | No
 
 
 async def _others_creating(job: JobCore) -> bool:
-    """Are other generations of this account between sending their create and its answer?"""
+    """Could another entry of this account own a task of the listed window?
+
+    Every `submitting` or `unknown` entry that sent its create in the window counts,
+    orphaned or not: a dead process's sent-but-never-journaled task is exactly the
+    ambiguous kind, and adopting it would deliver another request's video as ours."""
     if job._journal is None or job._entry is None:
         return False
     mine = job._entry
-    entries = await asyncio.to_thread(job._journal.list, states=["submitting"], limit=1000)
+    since = (job._sent_at or mine.sent_at or mine.submitted_at) - _RECONCILE_SKEW - _settle_seconds(job)
+    entries = await asyncio.to_thread(job._journal.list, states=["submitting", "unknown"], limit=1000)
     return any(
         other.id != mine.id
         and other.sent_at is not None
+        and other.sent_at >= since
         and other.provider == mine.provider
         and other.account == mine.account
-        and not other.orphaned()
+        and not other.task_id
         for other in entries
     )
+
+
+def _settle_seconds(job: JobCore) -> float:
+    """How long after sending a create its task can still appear (the provider says, else 60 s)."""
+    value = getattr(job.provider, "create_settle_seconds", None)
+    return float(value) if isinstance(value, (int, float)) and value >= 0 else _DEFAULT_SETTLE
 
 
 def _unknown_error(job: JobCore, candidates: list[str], *, listed: bool, why: str | None) -> SubmissionUnknown:

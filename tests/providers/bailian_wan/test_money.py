@@ -548,3 +548,46 @@ async def test_a_failed_cancel_from_a_follower_leaves_the_live_owner_in_charge(
     finally:
         other.kill()
         other.wait()
+
+
+def _orphan_of_another_request(provider, config, *, sent_at: float):
+    """A dead process's entry of another request of this account: sent, never journaled its task."""
+    import time
+
+    from reelgen.governor import account_for
+    from reelgen.journal import JournalEntry, Owner, new_entry_id
+
+    dead = Owner(host=Owner.current().host, pid=2**22 + 4321, started=1.0)
+    orphan = JournalEntry(
+        id=new_entry_id(),
+        provider="bailian_wan",
+        model=provider.capabilities.model,
+        key="another request",
+        state="submitting",
+        account=account_for(provider).id,
+        owner=dead,
+        submitted_at=sent_at,
+        updated_at=time.time(),
+        heartbeat=sent_at,
+        sent_at=sent_at,
+    )
+    get_journal(config).open(orphan)
+    return orphan
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_a_dead_processs_unjournaled_task_is_not_adopted_as_ours(dashscope_emulator, wide_photo, tmp_path):
+    """Item 4: an orphaned `submitting` entry of another request may own the lone candidate
+    (its process sent the create and died): our ambiguous create stays `unknown` and shows
+    it, instead of delivering the other request's video as ours."""
+    import time
+
+    config = make_config(tmp_path)
+    provider = provider_for(dashscope_emulator)
+    _orphan_of_another_request(provider, config, sent_at=time.time())
+    theirs = await provider.submit(request(wide_photo, prompt="another request's prompt"))
+    dashscope_emulator.script_faults("create_5xx")  # ours is ambiguous and made nothing
+    with pytest.raises(SubmissionUnknown) as caught:
+        await reelgen.agenerate(request(wide_photo), provider, config=config)
+    assert list(caught.value.candidates) == [theirs.task_id] and created(dashscope_emulator) == 1
+    assert get_journal(config).get(caught.value.job_id).state == "unknown"
