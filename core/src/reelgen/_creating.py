@@ -29,7 +29,7 @@ from .errors import (
     SubmissionUnknown,
     TransientError,
 )
-from .provider import ProviderJob
+from .provider import ProviderJob, ProviderOutput
 from .retry import backoff_delay
 
 __all__ = ["created", "reconcile", "start"]
@@ -193,6 +193,7 @@ async def reconcile(job: JobCore, *, ambiguous: BaseException | None = None) -> 
         if not free:
             return "absent"
         if len(free) == 1 and not await _others_creating(job):
+            job._adopted = True
             await created(job, free[0])
             job.emit("attached", job_id=free[0].id, why="adopted")
             return "adopted"
@@ -255,6 +256,37 @@ def _settle_seconds(job: JobCore) -> float:
     """How long after sending a create its task can still appear (the provider says, else 60 s)."""
     value = getattr(job.provider, "create_settle_seconds", None)
     return float(value) if isinstance(value, (int, float)) and value >= 0 else _DEFAULT_SETTLE
+
+
+async def verify_adopted(job: JobCore, output: ProviderOutput) -> None:
+    """An adopted task whose echoed prompt is not the request's is another request's
+    video: put the entry back to `unknown` (the task un-claimed, shown as a candidate)
+    and raise `SubmissionUnknown` naming it, instead of delivering it as ours."""
+    request = _matching_request(job)
+    pj = job.provider_job
+    if not job._adopted or output.prompt is None or request is None or pj is None:
+        return
+    expected = _as_received(job, request.prompt or "")
+    if output.prompt.strip() == expected.strip():
+        return
+    why = (
+        f"task {pj.task_id}, adopted from {job.provider.name}'s task list, ran another prompt "
+        f"({output.prompt[:60]!r}...), so it is not this request's video"
+    )
+    log.warning("%s: %s", job.id, why)
+    job._adopted = False
+    job.provider_job = None
+    await job._journal_update(loud=True, state="unknown", task_id=None, job=None, error=why, candidates=[pj.task_id])
+    raise _unknown_error(job, [pj.task_id], listed=True, why=why)
+
+
+def _as_received(job: JobCore, prompt: str) -> str:
+    """The prompt as the provider received it: cut where it truncates overlong prompts."""
+    caps = getattr(job.provider, "capabilities", None)
+    limit = getattr(caps, "prompt_max_chars", None)
+    if isinstance(limit, int) and getattr(caps, "prompt_overflow", None) == "truncate":
+        return prompt[:limit]
+    return prompt
 
 
 def _unknown_error(job: JobCore, candidates: list[str], *, listed: bool, why: str | None) -> SubmissionUnknown:

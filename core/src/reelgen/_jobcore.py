@@ -135,6 +135,9 @@ class JobCore:
         self._error: BaseException | None = None
         #: When the last create was sent (Unix time), to search the provider's task list around it.
         self._sent_at: float | None = None
+        #: The task was adopted from the provider's task list (not named by our create's
+        #: reply): its output is checked against the request before it is delivered as ours.
+        self._adopted = False
         #: The create in flight (`begin`): callers that attach meanwhile wait for it.
         self._starting: asyncio.Future[None] | None = None
         #: This handle let the job go (`_let_go`): another process or handle may own it now.

@@ -226,6 +226,7 @@ class Job(JobCore):
         assert job is not None
         if self._cancel_requested.is_set():
             raise self._cancelled_error()
+        await _creating.verify_adopted(self, output)
         await self._journal_update(state="delivering", usage=dict(output.usage), heartbeat=time.time())
         delivery = Delivery(
             provider=self.provider,

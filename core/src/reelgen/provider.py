@@ -93,6 +93,9 @@ class ProviderOutput:
     warnings: tuple[str, ...] = ()
     #: HTTP headers needed to download `source_url` (never logged or stored).
     download_headers: Mapping[str, str] = attrs.field(factory=dict, converter=plain_dict, hash=False, repr=False)
+    #: The prompt the provider says it ran, if it echoes one (as it received it: truncated
+    #: where the provider truncates). Lets an adopted task be checked against the request.
+    prompt: str | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -591,3 +591,36 @@ async def test_a_dead_processs_unjournaled_task_is_not_adopted_as_ours(dashscope
         await reelgen.agenerate(request(wide_photo), provider, config=config)
     assert list(caught.value.candidates) == [theirs.task_id] and created(dashscope_emulator) == 1
     assert get_journal(config).get(caught.value.job_id).state == "unknown"
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_an_adopted_task_that_ran_another_prompt_is_not_delivered_as_ours(
+    dashscope_emulator, wide_photo, tmp_path
+):
+    """Item 4: the list shows no prompt, so a lone candidate made elsewhere (no journal saw it)
+    is adopted; its SUCCEEDED output echoes `orig_prompt`, which is not ours: the entry goes
+    back to `unknown` with the task un-claimed, and nothing is delivered or cached."""
+    config = make_config(tmp_path)
+    provider = provider_for(dashscope_emulator)
+    theirs = await provider.submit(request(wide_photo, prompt="made elsewhere, another prompt"))
+    dashscope_emulator.script_faults("create_5xx")  # ours is ambiguous and made nothing
+    events = []
+    with pytest.raises(SubmissionUnknown, match=theirs.task_id) as caught:
+        await reelgen.agenerate(request(wide_photo), provider, config=config, on_event=events.append)
+    assert any(e.kind == "attached" and e.data["why"] == "adopted" for e in events)
+    assert not any(e.kind == "succeeded" for e in events) and created(dashscope_emulator) == 1
+    entry = get_journal(config).get(caught.value.job_id)
+    assert entry.state == "unknown" and entry.task_id is None and entry.candidates == [theirs.task_id]
+    assert get_journal(config).claimed("bailian_wan", [theirs.task_id]) == set()
+    assert not list((tmp_path / "videos").rglob("*.mp4"))
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_an_adopted_task_whose_truncated_prompt_is_ours_is_delivered(dashscope_emulator, wide_photo, tmp_path):
+    """Item 4: the service truncates a prompt over 1500 characters and echoes it so: still ours."""
+    long = request(wide_photo, prompt="a lighthouse in a storm, " * 80)
+    config = make_config(tmp_path)
+    provider = provider_for(dashscope_emulator)
+    dashscope_emulator.script_faults("create_reply_reset")
+    result = await reelgen.agenerate(long, provider, config=config)
+    assert created(dashscope_emulator) == 1 and result.task_id == dashscope_emulator.tasks()[0]["task_id"]

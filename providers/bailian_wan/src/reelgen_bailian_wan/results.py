@@ -89,8 +89,10 @@ def succeeded_output(
     if audio is not None and isinstance(billed.get("audio"), bool) and billed["audio"] != audio:
         wanted, got = str(audio).lower(), str(billed["audio"]).lower()
         warnings.append(f"audio: audio={wanted} was requested but the service billed audio={got}")
+    echoed = output.get("orig_prompt")
     return ProviderOutput(
         source_url=video_url,
+        prompt=echoed if isinstance(echoed, str) else None,
         expires_at=expires_at(video_url, finished_at),
         usage=billed,
         seed=seed,
