@@ -5,7 +5,10 @@ The entry is journaled `submitting` before anything is sent, and `sent_at` is wr
 the provider proves no task was made (a 429, a refusal before sending); an ambiguous one
 (a lost reply, 408, 5xx) is reconciled through the provider's task list: exactly one
 unclaimed candidate is adopted, an empty list proves absence, anything else leaves the
-entry `unknown` with its candidates, for `reelgen jobs resume`.
+entry `unknown` with its candidates, for `reelgen jobs resume`. An empty list is proof
+only once the create can no longer land (`create_settle_seconds` after it was sent), and a
+task adopted from the list is checked against the request's prompt where the provider
+echoes it (`ProviderOutput.prompt`) before it is delivered as ours.
 """
 
 from __future__ import annotations
@@ -182,7 +185,10 @@ async def reconcile(job: JobCore, *, ambiguous: BaseException | None = None) -> 
     request = _matching_request(job)
     found: list[ProviderJob] | None = None
     free: list[ProviderJob] = []
-    for look in range(1, _RECONCILE_LOOKS + 1):
+    sent = job._sent_at or (entry.sent_at if entry is not None else None)
+    look = 0
+    while look < _RECONCILE_LOOKS:
+        look += 1
         found = await _list_candidates(job, finder, request)
         if found is None:
             break
@@ -191,7 +197,20 @@ async def reconcile(job: JobCore, *, ambiguous: BaseException | None = None) -> 
             claimed = await asyncio.to_thread(job._journal.claimed, job.provider.name, [j.task_id for j in found])
         free = [j for j in found if j.task_id not in claimed]
         if not free:
-            return "absent"
+            # After a lost reply the service may still make the task after we listed: an
+            # empty list proves absence only once the create can no longer land.
+            unsettled = 0.0 if sent is None else sent + _settle_seconds(job) - time.time()
+            if unsettled <= 0:
+                return "absent"
+            if unsettled >= job._remaining():
+                found = None  # cannot wait that long: leave it unknown
+                break
+            log.info(
+                "%s's task list is empty; listing again in %.1fs, once a late create would show", job.id, unsettled
+            )
+            await job._sleep(unsettled)
+            look -= 1
+            continue
         if len(free) == 1 and not await _others_creating(job):
             job._adopted = True
             await created(job, free[0])

@@ -17,8 +17,10 @@ stores, caches or retries on its own (those are the core's job, done once for al
    this request's, from the service's task list; None when it cannot list. The core calls
    it after an ambiguous create (lost reply, 408, 5xx: `SubmissionUnknown` or a
    `TransientError` with that `status_code`) and adopts the one task nobody has claimed;
-   an empty list proves no task was made. `request.reference_image` may be None here (the
-   journal keeps only the image's hash). Without it, such a job stays `unknown`.
+   an empty list proves no task was made once the create can no longer land: optional
+   `create_settle_seconds` (float; default 60) after it was sent, e.g. the create's read
+   timeout plus a margin. `request.reference_image` may be None here (the journal keeps
+   only the image's hash). Without it, such a job stays `unknown`.
 
 The data in `ProviderJob` must be JSON (the journal keeps it; the core refuses otherwise).
 A create that may have reached the service but got no answer must raise

@@ -94,7 +94,9 @@ async def test_a_5xx_that_created_nothing_is_retried(dashscope_emulator, wide_ph
     """Item 4: a 5xx create is ambiguous until the task list proves no task was made; then retried."""
     dashscope_emulator.script_faults("create_5xx")
     config = make_config(tmp_path)
-    result = await reelgen.agenerate(request(wide_photo), provider_for(dashscope_emulator), config=config)
+    # Short read timeout: the empty list is proof once a late create could no longer land.
+    provider = provider_for(dashscope_emulator, request_timeout=2.0)
+    result = await reelgen.agenerate(request(wide_photo), provider, config=config)
     assert created(dashscope_emulator) == 1 and dashscope_emulator.counters()["creates"] == 2
     assert result.task_id == dashscope_emulator.tasks()[0]["task_id"]
 
@@ -437,7 +439,7 @@ async def test_an_orphan_whose_create_never_made_a_task_is_submitted_by_the_adop
     from reelgen.journal import JournalEntry, Owner, new_entry_id
 
     config = make_config(tmp_path)
-    provider = provider_for(dashscope_emulator)
+    provider = provider_for(dashscope_emulator, request_timeout=2.0)  # the settle time
     key = reelgen.request_key(request(wide_photo), provider, config=config)
     dead = Owner(host=Owner.current().host, pid=2**22 + 4321, started=1.0)
     now = time.time()
@@ -624,3 +626,23 @@ async def test_an_adopted_task_whose_truncated_prompt_is_ours_is_delivered(dashs
     dashscope_emulator.script_faults("create_reply_reset")
     result = await reelgen.agenerate(long, provider, config=config)
     assert created(dashscope_emulator) == 1 and result.task_id == dashscope_emulator.tasks()[0]["task_id"]
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_a_create_that_lands_after_the_first_empty_list_is_adopted_not_paid_again(
+    dashscope_emulator, wide_photo, tmp_path
+):
+    """Item 4: after an ambiguous create the service may still make the task after we list:
+    an empty list proves nothing until the create could no longer land (the read timeout
+    and a margin after it was sent); then the late task is found and adopted, not re-paid."""
+    config = make_config(tmp_path)
+    provider = provider_for(dashscope_emulator, request_timeout=2.0)
+    dashscope_emulator.script_faults("create_5xx")
+    running = asyncio.ensure_future(reelgen.agenerate(request(wide_photo), provider, config=config))
+    for _ in range(600):  # bounded: until our create has met its 5xx
+        if dashscope_emulator.counters()["creates"] >= 1 or running.done():
+            break
+        await asyncio.sleep(0.01)
+    late = await provider_for(dashscope_emulator).submit(request(wide_photo))  # our create, landing late
+    result = await asyncio.wait_for(running, timeout=60)
+    assert result.task_id == late.task_id and created(dashscope_emulator) == 1

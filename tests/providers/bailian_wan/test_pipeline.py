@@ -80,7 +80,8 @@ async def test_a_burst_of_20_never_trips_the_accounts_limits(dashscope_emulator,
     ),
 )
 async def test_faults_end_in_a_result_or_a_classified_error(dashscope_emulator, wide_photo, tmp_path) -> None:
-    provider = provider_for(dashscope_emulator)
+    # A 5xx create is retried once its task could no longer land (the read timeout after it).
+    provider = provider_for(dashscope_emulator, request_timeout=3.0)
     config = make_config(tmp_path)
     runs = [reelgen.agenerate(request(wide_photo, seed=n), provider, config=config, use_cache=False) for n in range(10)]
     outcomes = await asyncio.wait_for(asyncio.gather(*runs, return_exceptions=True), 90)

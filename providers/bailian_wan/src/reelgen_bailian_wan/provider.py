@@ -81,6 +81,12 @@ class BailianWanProvider:
         self._lock = threading.Lock()
         self._account_id: str | None = None
 
+    @property
+    def create_settle_seconds(self) -> float:
+        """How long after a create was sent its task may still appear in the task list: the
+        reply may be lost at our read timeout while the service goes on (plus a margin)."""
+        return self.config.request_timeout + 10.0 * self.config.clock_scale
+
     def __repr__(self) -> str:
         return f"BailianWanProvider(region={self.config.region!r}, emulator={self.config.emulator})"
 
