@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import io
 from pathlib import Path
+from typing import BinaryIO
 
 import attrs
 
@@ -69,31 +70,36 @@ def _check_area(where: str, width: int, height: int, capabilities: Capabilities,
         )
 
 
-def _check_file_before_reading(path: Path, capabilities: Capabilities, provider: str) -> None:
-    """Refuse a file the provider cannot take from its size and its header alone.
-
-    `stat` gives the byte count and Pillow's lazy `open` reads only the header for the
-    dimensions, so an oversized picture is refused without reading or decoding it whole.
-    """
-    where = f"reference_image ({path})"
+def _check_size_before_opening(path: Path, capabilities: Capabilities, provider: str) -> None:
+    """Refuse a file over `image_max_bytes` from `stat` alone: it is never opened."""
     size = path.stat().st_size
     limit = capabilities.image_max_bytes
     if limit is not None and size > limit:
         raise ValidationError(
-            f"{where} is {size} bytes ({size / 1e6:.3g} MB); {provider} accepts at most {limit} bytes "
-            f"({limit / 1e6:.3g} MB): compress or downscale it",
+            f"reference_image ({path}) is {size} bytes ({size / 1e6:.3g} MB); {provider} accepts at most "
+            f"{limit} bytes ({limit / 1e6:.3g} MB): compress or downscale it",
             field="reference_image",
         )
+
+
+def _check_header_before_reading(path: Path, file: BinaryIO, capabilities: Capabilities, provider: str) -> None:
+    """Refuse a picture over `image_max_pixels` from its header, before it is read whole.
+
+    Pillow's lazy `open` reads only the header for the dimensions. `file` is the one open
+    handle the bytes are then read from, so the image is opened once per generation.
+    """
     if capabilities.image_max_pixels is None:
         return
     from PIL import Image
 
     try:
-        with Image.open(path) as image:  # lazy: the header only, nothing decoded
-            width, height = image.size
+        # Lazy: the header only, nothing decoded; Pillow leaves a handle it did not open open.
+        width, height = Image.open(file).size
     except Exception:  # noqa: BLE001 - unreadable ones are refused, with their message, by read_image
         return
-    _check_area(where, width, height, capabilities, provider)
+    finally:
+        file.seek(0)
+    _check_area(f"reference_image ({path})", width, height, capabilities, provider)
 
 
 def _read_bytes(
@@ -127,8 +133,11 @@ def _read_bytes(
             field="reference_image",
         )
     if capabilities is not None:
-        _check_file_before_reading(path, capabilities, provider)
-    return path.read_bytes(), str(path)
+        _check_size_before_opening(path, capabilities, provider)
+    with path.open("rb") as file:
+        if capabilities is not None:
+            _check_header_before_reading(path, file, capabilities, provider)
+        return file.read(), str(path)
 
 
 def read_image(
