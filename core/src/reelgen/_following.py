@@ -1,7 +1,8 @@
 """Jobs this process did not create: follow another live process's job, adopt an orphan, recover.
 
 A job another live process drives is *followed* through the journal (its entry is
-looked at every `_FOLLOW_EVERY` seconds) until it ends or its owner goes; then it is
+looked at every `_FOLLOW_EVERY` seconds) until it ends or its owner goes or stops driving
+it (its heartbeat, refreshed while it drives, goes stale); then it is
 *adopted* (a compare-and-set of the owner: exactly one adopter wins) and *recovered*
 from where the journal says it is: polled if it has a task, delivered if it was paid,
 reconciled through the task list if its create may have made one. Its create is sent
@@ -19,7 +20,7 @@ from ._delivery import resume_hint
 from ._jobcore import JobCore, job_from_record
 from .contract import VideoResult
 from .errors import Cancelled, DeliveryFailed, GenerationTimeout, ProviderFailed, ReelgenError, SubmissionUnknown
-from .journal import JournalEntry, JournalError
+from .journal import STALE_AFTER, JournalEntry, JournalError
 
 __all__ = ["entry_error", "follow", "recover"]
 
@@ -43,7 +44,7 @@ async def follow(job: JobCore) -> VideoResult | None:
             return entry.result
         if not entry.active:
             raise entry_error(entry, job.provider.name)
-        if entry.orphaned():
+        if entry.orphaned() or _idle(entry):
             adopted = await asyncio.to_thread(job._journal.adopt, entry.id, entry.owner, job._owner)
             if adopted is not None:
                 job._entry = adopted
@@ -93,6 +94,13 @@ async def recover(job: JobCore) -> None:
     await start(job)
 
 
+def _idle(entry: JournalEntry) -> bool:
+    """Is nobody driving the entry? Its owner beats while it drives (creates, polls,
+    delivers); a stale beat means it stopped, even if its process lives (a handle that
+    submitted and never waits, a second handle resumed in the same process)."""
+    return time.time() - entry.heartbeat >= STALE_AFTER
+
+
 def _whole_request(job: JobCore, entry: JournalEntry) -> bool:
     """Does this handle hold the entry's whole request, so that sending it pays for what was asked?
     The caller's own request does (its image read at the gate); one rebuilt from the journal
@@ -102,7 +110,7 @@ def _whole_request(job: JobCore, entry: JournalEntry) -> bool:
         return False
     if request.reference_image is not None:
         return True
-    from .cachekey import cache_key
+    from ._cachekey import cache_key
 
     return cache_key(request, provider=job.provider.name, model=entry.model) == entry.key
 

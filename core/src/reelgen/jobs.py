@@ -181,14 +181,20 @@ class Job(JobCore):
             followed = await _following.follow(self)
             if followed is not None:
                 return followed
-        if self._mode == "recover":
-            await _following.recover(self)
-            if self._result is not None:
-                return self._result
-        output = await _polling.poll_until_done(self)
-        # The task has ended at the provider: its account slot is free now, not after delivery.
-        await asyncio.shield(self._release(terminal=True))
-        return await self._deliver(output)
+        # The heartbeat means "driving": kept fresh however long a poll interval or the
+        # download takes, and let go stale when nothing drives the job, so a follower adopts.
+        beating = asyncio.ensure_future(self._beat())
+        try:
+            if self._mode == "recover":
+                await _following.recover(self)
+                if self._result is not None:
+                    return self._result
+            output = await _polling.poll_until_done(self)
+            # The task has ended at the provider: its account slot is free now, not after delivery.
+            await asyncio.shield(self._release(terminal=True))
+            return await self._deliver(output)
+        finally:
+            beating.cancel()
 
     # -- creating ----------------------------------------------------------------------
 

@@ -67,7 +67,7 @@ async def test_no_cache_is_a_new_take_and_leaves_the_cache_alone(dashscope_emula
     first = await reelgen.agenerate(request(wide_photo), provider, config=config, use_cache=False)
     second = await reelgen.agenerate(request(wide_photo), provider, config=config, use_cache=False)
     assert created(dashscope_emulator) == 2 and first.task_id != second.task_id
-    from reelgen.store import open_cache
+    from reelgen._store import open_cache
 
     assert open_cache(config.cache.url).cache_list() == []
 
@@ -365,7 +365,7 @@ async def test_a_job_the_journal_never_saw_is_journaled_when_resumed(dashscope_e
     result = await reelgen.resume(made.id, config=config, provider=provider_for(dashscope_emulator)).wait()
     entry = get_journal(config).get(made.id)
     assert entry is not None and entry.state == "succeeded" and entry.result == result and not entry.shared
-    from reelgen.store import open_cache
+    from reelgen._store import open_cache
 
     assert open_cache(config.cache.url).cache_list() == []  # its request is unknown: never cached
 
@@ -646,3 +646,41 @@ async def test_a_create_that_lands_after_the_first_empty_list_is_adopted_not_pai
     late = await provider_for(dashscope_emulator).submit(request(wide_photo))  # our create, landing late
     result = await asyncio.wait_for(running, timeout=60)
     assert result.task_id == late.task_id and created(dashscope_emulator) == 1
+
+
+@pytest.mark.dashscope_emulator(render_mode="still")
+async def test_a_job_whose_live_owner_stopped_driving_it_is_adopted(dashscope_emulator, wide_photo, tmp_path):
+    """Item 4: the owner's process lives (this one) but nothing drives the job (a handle that
+    submitted and never waits): its heartbeat goes stale, and an identical request adopts
+    and delivers it instead of following it until the deadline."""
+    import time
+
+    from reelgen._jobcore import job_record
+    from reelgen.governor import account_for
+    from reelgen.journal import STALE_AFTER, JournalEntry, Owner, new_entry_id
+
+    config = make_config(tmp_path, deadline=20)
+    provider = provider_for(dashscope_emulator)
+    made = await provider.submit(request(wide_photo))
+    then = time.time() - STALE_AFTER - 5
+    entry = JournalEntry(
+        id=new_entry_id(),
+        provider="bailian_wan",
+        model=provider.capabilities.model,
+        key=reelgen.request_key(request(wide_photo), provider, config=config),
+        state="queued",
+        account=account_for(provider).id,
+        owner=Owner.current(),
+        submitted_at=then,
+        updated_at=then,
+        heartbeat=then,
+        sent_at=then,
+        task_id=made.task_id,
+        job=job_record(made),
+    )
+    get_journal(config).open(entry)
+    events = []
+    result = await reelgen.agenerate(request(wide_photo), provider, config=config, on_event=events.append)
+    assert result.task_id == made.task_id and created(dashscope_emulator) == 1
+    assert get_journal(config).get(entry.id).state == "succeeded"
+    assert any(e.kind == "attached" and e.data["why"] == "adopted" for e in events)
