@@ -18,7 +18,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from reelgen import VideoRequest
-from reelgen.cachekey import cache_key
+from reelgen._cachekey import cache_key
 from reelgen.serialization import to_json
 
 PROVIDER, MODEL = "bailian_wan", "wan2.6-i2v-flash"
@@ -31,7 +31,7 @@ def key(request: VideoRequest, provider: str = PROVIDER, model: str = MODEL) -> 
 _KEYS_IN_CHILD = """
 import json, sys
 from reelgen import VideoRequest
-from reelgen.cachekey import cache_key
+from reelgen._cachekey import cache_key
 from reelgen.serialization import from_json
 for line in sys.stdin:
     item = json.loads(line)

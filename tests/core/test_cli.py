@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 import reelgen
-from reelgen import plugins, registry
+from reelgen import _registry as registry
+from reelgen import plugins
 from reelgen.cli import main
 from reelgen.errors import AuthenticationError, ProviderFailed
 from tests.helpers.fake_provider import FakeProvider, Script

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from reelgen import registry
+from reelgen import _registry as registry
 from reelgen.cli import main
 from reelgen_bailian_wan.emulator import Faults
 from tests.helpers.cli import cli_env, read_stderr_until, run_cli, start_cli, wait_for

@@ -88,3 +88,62 @@ def test_import_reelgen_is_light() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == []
+
+
+#: The modules a provider, a plugin or the contract kit may import (documented in
+#: docs/writing-a-provider.md, "What a provider may import"); the rest of the core is
+#: private by name (`reelgen._pipeline`, `reelgen._store`, ...) and may change at any time.
+PROVIDER_FACE = {
+    "reelgen",
+    "reelgen.capabilities",
+    "reelgen.config",
+    "reelgen.contract",
+    "reelgen.download",
+    "reelgen.errors",
+    "reelgen.events",
+    "reelgen.governor",
+    "reelgen.hookspecs",
+    "reelgen.images",
+    "reelgen.jobs",
+    "reelgen.journal",
+    "reelgen.plugins",
+    "reelgen.pricing",
+    "reelgen.probe",
+    "reelgen.provider",
+    "reelgen.render",
+    "reelgen.serialization",
+    "reelgen.threads",
+    "reelgen.uris",
+    "reelgen.validation",
+}
+
+
+@pytest.mark.parametrize("module", sorted(PROVIDER_FACE - {"reelgen"}))
+def test_every_face_module_declares_what_it_exports(module: str) -> None:
+    imported = importlib.import_module(module)
+    assert isinstance(imported.__all__, list) and imported.__all__, module
+    for name in imported.__all__:
+        assert getattr(imported, name) is not None, (module, name)
+
+
+def test_first_party_plugins_import_only_the_face() -> None:
+    """The providers and the kit import the core the way a third-party plugin must."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    sources = [*root.glob("providers/*/src/**/*.py"), *root.glob("contracts/src/**/*.py")]
+    assert sources
+    outside = set()
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if (name == "reelgen" or name.startswith("reelgen.")) and name not in PROVIDER_FACE:
+                    outside.add(f"{source.relative_to(root)}: {name}")
+    assert not outside, sorted(outside)

@@ -203,7 +203,7 @@ async def test_the_reference_image_is_read_once_with_preview(config, tmp_path, p
 
 def test_clearing_a_damaged_cache_moves_it_aside_and_keeps_it(tmp_path):
     """Item 11: `cache clear` works on a corrupt file, and never deletes user data silently."""
-    from reelgen.store import open_cache
+    from reelgen._store import open_cache
 
     path = tmp_path / "cache.db"
     garbage = b"not sqlite" * 500

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 import reelgen
 from reelgen import BaseProvider, Capabilities, ConfigError, JobStatus, ProviderJob, VideoRequest
+from reelgen._registry import clear_instances, get_provider, provider_infos
 from reelgen.config import Config
 from reelgen.plugins import get_plugin_manager, reset
-from reelgen.registry import clear_instances, get_provider, provider_infos
 
 CAPS = Capabilities(model="tiny-1", duration_range=(1, 10), cancel="none")
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from reelgen import SCHEMA_VERSION, VideoRequest, VideoResult
-from reelgen.schema import json_schema
+from reelgen._schema import json_schema
 from reelgen.serialization import to_json
 
 SCHEMA = json_schema()

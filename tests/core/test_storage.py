@@ -23,6 +23,7 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 import reelgen
+from reelgen._store import open_store
 from reelgen.builtins import storage
 from reelgen.builtins.storage import check_storage, is_durable, store_local, store_remote, take_name
 from reelgen.config import StorageConfig
@@ -30,7 +31,6 @@ from reelgen.download import VideoSource, download_video
 from reelgen.errors import ConfigError, IntegrityError
 from reelgen.images import image_key
 from reelgen.plugins import get_plugin_manager
-from reelgen.store import open_store
 from tests.helpers.fake_provider import FakeProvider, Script
 from tests.helpers.server import file_server
 

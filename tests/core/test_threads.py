@@ -1,4 +1,4 @@
-"""reelgen._threads: daemon threads for blocking work, one call at a time or a bounded pool."""
+"""reelgen.threads: daemon threads for blocking work, one call at a time or a bounded pool."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from concurrent.futures import CancelledError
 
 import pytest
 
-from reelgen._threads import DaemonPool, run_blocking, spawn
+from reelgen.threads import DaemonPool, run_blocking, spawn
 
 
 def _wait_until(condition: object, timeout: float = 30.0) -> None:
@@ -120,7 +120,7 @@ def test_the_pool_checks_its_size() -> None:
 def test_stuck_work_never_holds_the_interpreter_open(start: str) -> None:
     code = (
         "import asyncio, threading\n"
-        "from reelgen._threads import DaemonPool, run_blocking, spawn\n"
+        "from reelgen.threads import DaemonPool, run_blocking, spawn\n"
         f"{start}\n"
         "print('exiting')\n"
     )

@@ -1,4 +1,4 @@
-"""reelgen._uris: one `file://` parser for every place that reads a local URL."""
+"""reelgen.uris: one `file://` parser for every place that reads a local URL."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reelgen._uris import file_url_to_path, is_file_url, path_to_file_url, strip_query
+from reelgen.uris import file_url_to_path, is_file_url, path_to_file_url, strip_query
 
 # File-name characters: any printable Unicode (spaces, %, #, ?, accents, CJK, emoji), no "/" or NUL.
 _names = st.text(

@@ -45,13 +45,13 @@ from .hookspecs import hookimpl
 from .provider import BaseProvider, JobStatus, Provider, ProviderJob, ProviderOutput
 
 if _typing.TYPE_CHECKING:
+    from ._pipeline import agenerate, generate, request_key, resume, submit, validate
+    from ._registry import ProviderInfo
+    from ._schema import json_schema
     from .batches import abatch, batch
     from .config import Config, load_config
     from .events import Event
     from .jobs import Job
-    from .pipeline import agenerate, generate, request_key, resume, submit, validate
-    from .registry import ProviderInfo
-    from .schema import json_schema
 
 __version__ = "0.1.0"
 
@@ -113,15 +113,15 @@ _LAZY = {
     "Event": "events",
     "Job": "jobs",
     "abatch": "batches",
-    "agenerate": "pipeline",
+    "agenerate": "_pipeline",
     "batch": "batches",
-    "generate": "pipeline",
-    "request_key": "pipeline",
-    "resume": "pipeline",
-    "submit": "pipeline",
-    "validate": "pipeline",
-    "ProviderInfo": "registry",
-    "json_schema": "schema",
+    "generate": "_pipeline",
+    "request_key": "_pipeline",
+    "resume": "_pipeline",
+    "submit": "_pipeline",
+    "validate": "_pipeline",
+    "ProviderInfo": "_registry",
+    "json_schema": "_schema",
 }
 
 
@@ -136,7 +136,7 @@ def __getattr__(name: str) -> _typing.Any:
 
 def providers(config: Config | None = None) -> list[ProviderInfo]:
     """Installed providers with their capabilities (or why they could not be set up)."""
+    from ._registry import provider_infos
     from .config import load_config
-    from .registry import provider_infos
 
     return provider_infos(config or load_config())

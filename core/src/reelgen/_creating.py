@@ -22,6 +22,7 @@ from typing import Any, Literal
 from ._delivery import resume_hint
 from ._jobcore import JobCore, counted, job_record
 from ._polling import interrupted
+from ._retry import backoff_delay
 from .contract import VideoRequest
 from .errors import (
     GenerationTimeout,
@@ -33,7 +34,6 @@ from .errors import (
     TransientError,
 )
 from .provider import ProviderJob, ProviderOutput
-from .retry import backoff_delay
 
 __all__ = ["created", "reconcile", "start"]
 

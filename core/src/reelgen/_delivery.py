@@ -22,13 +22,13 @@ from typing import Any
 import attrs
 
 from . import _hooks
+from ._measure import measurement_warnings
+from ._retry import backoff_delay
 from .config import Config
 from .contract import VideoRequest, VideoResult
 from .download import VideoSource, download_video
 from .errors import DeliveryFailed, IntegrityError, ReelgenError, StorageError, TooLarge, TransientError
-from .measure import measurement_warnings
 from .provider import Provider, ProviderJob, ProviderOutput
-from .retry import backoff_delay
 
 __all__ = ["Delivery", "deliver", "resume_hint"]
 

@@ -13,10 +13,10 @@ import logging
 import time
 
 from ._jobcore import JobCore, counted
+from ._retry import backoff_delay
 from .contract import parse_size
 from .errors import GenerationTimeout, ProviderFailed, ReelgenError, TransientError
 from .provider import JobStatus, ProviderOutput
-from .retry import backoff_delay
 
 __all__ = ["cancel_remote", "interrupted", "poll_until_done"]
 

@@ -2,7 +2,7 @@
 
 One connection per thread (kept open: closing the last connection to a WAL database
 checkpoints and deletes the WAL, which costs milliseconds per call), WAL journal, a
-busy timeout. Each record store (`reelgen.store`, `reelgen.builtins.journal`,
+busy timeout. Each record store (`reelgen._store`, `reelgen.builtins.journal`,
 `reelgen._timings`) creates only its own table, through `Database.ensure`.
 
 A file that is not a database (or is damaged) raises `ConfigError` naming the file and

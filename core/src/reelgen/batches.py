@@ -146,8 +146,8 @@ def plan_batch(
     rows: Iterable[ManifestRow], *, config: Config, provider: str | Provider | None = None, strict: bool = False
 ) -> BatchPlan:
     """Check and price every row offline; nothing is sent anywhere."""
-    from .pipeline import validate
-    from .registry import get_provider
+    from ._pipeline import validate
+    from ._registry import get_provider
 
     providers: dict[str | None, Provider | ReelgenError] = {}
     planned: list[PlannedRow] = []
@@ -201,8 +201,8 @@ async def run_row(
     submitted again, unless the provider shows it was cancelled (then nothing was billed
     and the row is submitted afresh). `on_job` hears the job id as soon as the job exists.
     """
-    from .pipeline import resume
-    from .registry import get_provider
+    from ._pipeline import resume
+    from ._registry import get_provider
 
     chosen = provider or get_provider(row.provider, config=config)
     started = time.monotonic()
@@ -252,7 +252,7 @@ async def _generate(
     the next submit of the same request adopts it, the provider's task list shows no task
     (nothing was created or billed), the entry ends failed, and the row is submitted anew.
     """
-    from .pipeline import submit
+    from ._pipeline import submit
 
     for attempt in (1, 2):
         adopted = False

@@ -17,8 +17,8 @@ from typing import IO
 
 import attrs
 
-from ._uris import file_url_to_path, strip_query
 from .errors import IntegrityError, StorageError, TooLarge, TransientError, redact
+from .uris import file_url_to_path, strip_query
 
 __all__ = ["VideoSource", "download_video", "is_mp4_header"]
 

@@ -16,9 +16,9 @@ from typing import BinaryIO
 
 import attrs
 
-from ._uris import file_url_to_path, is_file_url
 from .capabilities import Capabilities
 from .errors import ValidationError
+from .uris import file_url_to_path, is_file_url
 
 __all__ = ["ImageData", "check_image", "image_key", "is_remote", "read_image", "resolve_image", "to_data_uri"]
 

@@ -202,7 +202,7 @@ class JournalEntry:
     #: The cache key of the request (single-flight matches on it; resume caches under it).
     key: str
     state: EntryState
-    #: The sanitized request (`reelgen.store.sanitized_request`): JSON, image as its hash.
+    #: The sanitized request (`reelgen._store.sanitized_request`): JSON, image as its hash.
     request: dict[str, Any] = attrs.field(factory=dict)
     #: The account's non-reversible id (`reelgen.governor.account_for(provider).id`).
     account: str = ""

@@ -42,6 +42,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 import attrs
 
 from ._converters import plain_dict
+from ._settings import structure_provider_config
 from .capabilities import Capabilities
 from .contract import VideoRequest
 from .errors import ConfigError
@@ -55,6 +56,7 @@ __all__ = [
     "ProviderFactory",
     "ProviderJob",
     "ProviderOutput",
+    "structure_provider_config",
 ]
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -189,8 +191,6 @@ class BaseProvider(Generic[C]):
             return None  # type: ignore[return-value]
         if isinstance(config, cls.config_class):
             return config  # type: ignore[no-any-return]
-        from ._settings import structure_provider_config
-
         settings: C = structure_provider_config(cls.config_class, config or {}, provider=provider)  # type: ignore[arg-type]
         return settings
 

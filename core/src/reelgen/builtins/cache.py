@@ -14,8 +14,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._uris import file_url_to_path, strip_query
 from ..hookspecs import hookimpl
+from ..uris import file_url_to_path, strip_query
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -64,8 +64,8 @@ def _unusable(config: Config, exc: Exception) -> None:
 def reelgen_cache_get(key: str, request: VideoRequest, config: Config) -> VideoResult | None:
     import attrs
 
+    from .._store import open_cache
     from ..errors import ConfigError
-    from ..store import open_cache
 
     if not config.cache.enabled:
         return None
@@ -85,8 +85,8 @@ def reelgen_cache_get(key: str, request: VideoRequest, config: Config) -> VideoR
 
 @hookimpl(trylast=True)
 def reelgen_cache_put(key: str, request: VideoRequest, result: VideoResult, config: Config) -> None:
+    from .._store import open_cache
     from ..errors import ConfigError
-    from ..store import open_cache
 
     if config.cache.enabled:
         try:

@@ -36,9 +36,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .._uris import file_url_to_path
 from ..errors import ConfigError, IntegrityError, StorageError
 from ..hookspecs import hookimpl
+from ..uris import file_url_to_path
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -326,8 +326,8 @@ def store_remote(url: str, name: str, source: VideoSource, options: dict[str, An
 
 
 def _sidecar_document(request: VideoRequest, result: VideoResult, job_id: str | None) -> bytes:
+    from .._store import sanitized_request
     from ..serialization import unstructure
-    from ..store import sanitized_request
 
     document = {
         "schema": "reelgen.sidecar/1",

@@ -16,7 +16,7 @@ import click
 from .errors import fail
 
 if TYPE_CHECKING:
-    from ..store import CacheEntry, CacheStore
+    from .._store import CacheEntry, CacheStore
 
 __all__ = ["cache"]
 
@@ -24,9 +24,9 @@ _PROMPT_CHARS = 40
 
 
 def _store(as_json: bool = False) -> CacheStore:
+    from .._store import open_cache
     from ..config import is_disabled, load_config
     from ..errors import ConfigError, ReelgenError
-    from ..store import open_cache
 
     try:
         config = load_config().cache

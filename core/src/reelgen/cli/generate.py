@@ -69,9 +69,9 @@ def check_durable_storage(config: Config) -> None:
 
 def check_budget(request: Any, provider: str, config: Config, max_cost: float) -> None:
     """`--max-cost`: refuse, before anything is sent, a request whose estimate exceeds the budget (or has none)."""
+    from .._registry import get_provider
     from ..errors import ValidationError
     from ..pricing import estimate
-    from ..registry import get_provider
 
     if not (math.isfinite(max_cost) and max_cost >= 0):
         raise ValidationError(f"--max-cost must be a finite amount >= 0, got {max_cost!r}", field="max_cost")
@@ -220,10 +220,10 @@ def generate(
     Example:
       reelgen generate photo.jpg --prompt "waves roll in at dusk" --duration 5 --size 1280*720
     """
+    from .._registry import resolve_provider_name
     from ..config import load_config
     from ..contract import VideoRequest
     from ..errors import ReelgenError
-    from ..registry import resolve_provider_name
 
     if no_wait and output is not None:
         raise click.UsageError("--output needs the finished video: it cannot be combined with --no-wait")
@@ -253,7 +253,7 @@ def generate(
         fail(exc, as_json=as_json)
 
     async def run(on_event: Any) -> tuple[Job, VideoResult | None]:
-        from ..pipeline import submit
+        from .._pipeline import submit
 
         extra: dict[str, Any] = {"force": True} if force else {}
         job = await submit(
@@ -275,8 +275,8 @@ def generate(
 
 def _print_cost(result: VideoResult, request: Any, provider: str, config: Config) -> None:
     """stderr: what the provider billed for this take (from its usage) and what that costs."""
+    from .._registry import get_provider
     from ..pricing import billed_cost
-    from ..registry import get_provider
 
     cost = billed_cost(result, get_provider(provider, config=config), config, request)
     if cost is not None and cost.currency:

@@ -223,7 +223,7 @@ def resume(job_id: str, as_json: bool) -> None:
 
 
 async def _resumed(job_id: str, config: Config, on_event: Any) -> Job:
-    from ..pipeline import resume
+    from .._pipeline import resume
 
     job: Any = resume(job_id, config=config, on_event=on_event)
     if inspect.isawaitable(job):

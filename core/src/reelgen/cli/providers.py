@@ -49,8 +49,8 @@ def _describe(capabilities: Any) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def providers(as_json: bool) -> None:
     """List installed providers, their capabilities, and plugins that failed to load."""
+    from .._registry import provider_infos
     from ..config import load_config
-    from ..registry import provider_infos
 
     infos = provider_infos(load_config())
     failed = _failures()

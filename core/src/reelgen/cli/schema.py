@@ -12,6 +12,6 @@ __all__ = ["schema"]
 @click.command()
 def schema() -> None:
     """Print the versioned JSON Schema of the video.generate contract."""
-    from ..schema import json_schema
+    from .._schema import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))

@@ -45,8 +45,8 @@ def cache_get(url: str, namespace: str, key: str, *, options: dict[str, Any] | N
 
 
 def cache_put(url: str, namespace: str, key: str, request: VideoRequest, result: VideoResult) -> None:
+    from .._store import sanitized_request
     from ..serialization import unstructure
-    from ..store import sanitized_request
 
     document = {"request": sanitized_request(request), "result": unstructure(result), "stored_at": time.time()}
     with guarded(url, "write the cache in"):

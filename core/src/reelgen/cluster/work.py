@@ -200,10 +200,10 @@ async def submit_step(task: Task, config: Config) -> Check | Resubmit | None:
 
 async def _submit_claimed(task: Task, config: Config, state: BatchState) -> Check | Resubmit | None:
     """`submit_step` while this worker alone may submit the row."""
+    from .._pipeline import submit
+    from .._registry import get_provider
     from ..errors import GenerationTimeout, ReelgenError
     from ..journal import Owner, get_journal
-    from ..pipeline import submit
-    from ..registry import get_provider
 
     # Looked at again under the claim: the copy that held it before may have finished.
     if state.is_done(task.row):
@@ -272,7 +272,7 @@ async def _slot_wait(provider: Provider, config: Config) -> float | None:
 
 
 def _first_delay(task: Task, config: Config, ref: str) -> float:
-    from ..registry import get_provider
+    from .._registry import get_provider
 
     return _next_delay(get_provider(task.provider, config=config), config, ref, 0)
 
@@ -299,10 +299,10 @@ async def check_step(
     frees it when it sees the task end, before the download, so the next row starts while
     this one's video is downloaded and stored.
     """
+    from .._pipeline import resume
+    from .._registry import get_provider
     from ..errors import ProviderFailed, ReelgenError, TransientError
     from ..journal import JournalError, Owner, get_journal
-    from ..pipeline import resume
-    from ..registry import get_provider
 
     config = _config(task, config)
     state = _state(task, config)

@@ -138,7 +138,7 @@ class WanConfig:
 def parse_config(config: Mapping[str, Any]) -> WanConfig:
     """A `WanConfig` from the `[providers.bailian_wan]` mapping, structured by the core (as every
     provider's is): unknown keys and bad values are a `ConfigError` naming `providers.bailian_wan.KEY`."""
-    from reelgen._settings import structure_provider_config
+    from reelgen.provider import structure_provider_config
 
     moved = sorted(set(config) & set(MOVED_TO_LIMITS))
     if moved:

@@ -12,7 +12,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from reelgen._threads import run_blocking
+from reelgen.threads import run_blocking
 
 from .config import EMULATOR_API_KEY
 

@@ -22,11 +22,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
-from reelgen._uris import file_url_to_path, is_file_url
 from reelgen.capabilities import ResolutionTier
 from reelgen.contract import VideoRequest, parse_size
 from reelgen.errors import ValidationError
 from reelgen.images import is_remote, read_image
+from reelgen.uris import file_url_to_path, is_file_url
 
 from .capabilities import MODEL, PROVIDER, TIERS
 from .config import FLASH_REGIONS, WanConfig

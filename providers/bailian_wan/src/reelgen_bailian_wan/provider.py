@@ -28,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reelgen._threads import run_blocking
 from reelgen.contract import VideoRequest
 from reelgen.errors import (
     AuthenticationError,
@@ -39,6 +38,7 @@ from reelgen.errors import (
 )
 from reelgen.images import ImageData, is_remote, read_image, to_data_uri
 from reelgen.provider import JobStatus, ProviderJob
+from reelgen.threads import run_blocking
 
 from .capabilities import CAPABILITIES, MODEL, PROVIDER
 from .config import WanConfig

@@ -31,9 +31,9 @@ from reelgen import (
     TaskExpired,
     VideoRequest,
 )
-from reelgen._threads import DaemonPool
 from reelgen.images import read_image
 from reelgen.render import RenderStopped, render_video
+from reelgen.threads import DaemonPool
 
 from .capabilities import CAPABILITIES
 from .card import title_card

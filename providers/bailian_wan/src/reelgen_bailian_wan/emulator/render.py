@@ -4,7 +4,7 @@ Output size follows the reference's FAQ: the tier fixes the pixel total (720P =
 1280x720, 1080P = 1920x1080), the input image fixes the aspect ratio, and both
 sides are rounded down to multiples of 16 (750x1000 at 720P gives 816x1104).
 
-Renders run on a small pool of daemon threads (`reelgen._threads.DaemonPool`), so the
+Renders run on a small pool of daemon threads (`reelgen.threads.DaemonPool`), so the
 HTTP server stays responsive and an interpreter exit never waits for a half-done render. Finished files are
 cached by (image sha256, width, height, duration, seed, audio, mode) in one
 directory shared by every emulator of the process: repeated identical tasks, and
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import attrs
 
-from reelgen._threads import DaemonPool
+from reelgen.threads import DaemonPool
 
 __all__ = ["FPS", "TIER_PIXELS", "RenderCache", "RenderKey", "output_size", "shared_cache"]
 
@@ -69,7 +69,7 @@ class RenderCache:
     def __init__(self, directory: Path, workers: int = 2) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
-        # Daemon threads (reelgen._threads), so an interpreter exit never waits for a render.
+        # Daemon threads (reelgen.threads), so an interpreter exit never waits for a render.
         self._pool: DaemonPool[Path] = DaemonPool(workers, name="dashscope-emulator-render")
         self._lock = threading.Lock()
         self._inflight: dict[RenderKey, _Job] = {}

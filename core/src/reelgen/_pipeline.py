@@ -21,7 +21,8 @@ from typing import Any
 import attrs
 
 from . import _hooks
-from .cachekey import cache_key
+from ._cachekey import cache_key
+from ._registry import get_provider
 from .config import Config, load_config
 from .contract import VideoRequest, VideoResult, with_provider_defaults
 from .errors import ValidationError
@@ -30,7 +31,6 @@ from .jobs import EventCallback, Job, in_flight, job_from_record, job_record
 from .journal import Journal, JournalEntry, Owner, get_journal, is_entry_id, new_entry_id, parse_job_id, validate_ref
 from .pricing import estimate
 from .provider import Provider, ProviderJob
-from .registry import get_provider
 from .validation import check_option_namespaces, check_request, enforce_strict
 
 __all__ = ["agenerate", "generate", "request_key", "resume", "submit", "validate"]
@@ -94,7 +94,7 @@ def validate(
 
 
 def request_key(request: VideoRequest, provider: str | Provider | None = None, *, config: Config | None = None) -> str:
-    """The cache key `request` has with this provider (see `reelgen.cachekey`)."""
+    """The cache key `request` has with this provider (see `reelgen._cachekey`)."""
     config = config or load_config()
     chosen = _provider(provider, config)
     # As the gate does: the provider's defaults for omitted fields, the image's content hash.
@@ -190,7 +190,7 @@ async def submit(
 
 
 def _sanitized(gate: _Gate) -> dict[str, Any]:
-    from .store import sanitized_request
+    from ._store import sanitized_request
 
     return sanitized_request(gate.request, gate.digest)
 
