@@ -13,13 +13,12 @@ import logging
 import os
 import socket
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import attrs
+
+from ._sqlitefile import SqliteFile
 
 __all__ = ["Grant", "LeaseTable", "holder_name"]
 
@@ -59,38 +58,10 @@ class LeaseTable:
 
     def __init__(self, target: str, *, uri: bool = False) -> None:
         self.target = target
-        self._uri = uri
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = sqlite3.connect(
-                self.target, uri=self._uri, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            if not self._uri:
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._db()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        self._file = SqliteFile(target, uri=uri, schema=_SCHEMA)
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._file.close()
 
     @staticmethod
     def _reclaim(conn: sqlite3.Connection, account: str, now: float) -> None:
@@ -111,15 +82,15 @@ class LeaseTable:
     def try_acquire(self, account: str, limit: int, lease: float, holder: str) -> Grant:
         # A plain read first: waiters look often, and only one that may succeed takes the
         # write lock (in WAL mode a reader never blocks the holders renewing and releasing).
-        with self._lock:
+        with self._file.lock:
             in_use, soonest = (
-                self._db()
+                self._file.db()
                 .execute("SELECT COUNT(*), MIN(expires_at) FROM leases WHERE account = ?", (account,))
                 .fetchone()
             )
         if in_use >= limit and soonest is not None and soonest > time.time():
             return Grant(None, int(in_use), soonest)
-        with self._write() as conn:
+        with self._file.write() as conn:
             now = time.time()
             self._reclaim(conn, account, now)
             in_use, soonest = conn.execute(
@@ -136,14 +107,14 @@ class LeaseTable:
             return Grant(token, int(in_use) + 1, min(soonest, now + lease) if soonest is not None else now + lease)
 
     def bind(self, token: str, job_id: str, lease: float) -> bool:
-        with self._write() as conn:
+        with self._file.write() as conn:
             changed = conn.execute(
                 "UPDATE leases SET job_id = ?, expires_at = ? WHERE token = ?", (job_id, time.time() + lease, token)
             ).rowcount
         return bool(changed)
 
     def renew(self, token: str, lease: float) -> bool:
-        with self._write() as conn:
+        with self._file.write() as conn:
             changed = conn.execute(
                 "UPDATE leases SET expires_at = MAX(expires_at, ?) WHERE token = ?", (time.time() + lease, token)
             ).rowcount
@@ -154,7 +125,7 @@ class LeaseTable:
         if need be: the job runs either way, and an uncounted job would let the account
         over-subscribe once the permit it was created under expires, e.g. its creator died
         before binding it). Returns the leases renewed (0: one was added)."""
-        with self._write() as conn:
+        with self._file.write() as conn:
             now = time.time()
             renewed = conn.execute(
                 "UPDATE leases SET expires_at = MAX(expires_at, ?) WHERE account = ? AND job_id = ?",
@@ -169,17 +140,17 @@ class LeaseTable:
             return int(renewed)
 
     def release(self, token: str) -> bool:
-        with self._write() as conn:
+        with self._file.write() as conn:
             return bool(conn.execute("DELETE FROM leases WHERE token = ?", (token,)).rowcount)
 
     def release_job(self, account: str, job_id: str) -> int:
-        with self._write() as conn:
+        with self._file.write() as conn:
             return int(conn.execute("DELETE FROM leases WHERE account = ? AND job_id = ?", (account, job_id)).rowcount)
 
     def in_use(self, account: str) -> int:
-        with self._lock:
+        with self._file.lock:
             (count,) = (
-                self._db()
+                self._file.db()
                 .execute("SELECT COUNT(*) FROM leases WHERE account = ? AND expires_at > ?", (account, time.time()))
                 .fetchone()
             )

@@ -18,14 +18,12 @@ process on the machine, unlike a per-boot monotonic clock in a file that outlive
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from limits.storage import MovingWindowSupport, Storage
+
+from ._sqlitefile import SqliteFile
 
 __all__ = ["SqliteWindowStorage"]
 
@@ -48,9 +46,7 @@ class SqliteWindowStorage(Storage, MovingWindowSupport):
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
         prefix = SCHEME + "://"
         self.target = uri[len(prefix) :] if uri.startswith(prefix) else uri
-        self._uri = self.target.startswith("file:")
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._file = SqliteFile(self.target, uri=self.target.startswith("file:"), schema=_SCHEMA)
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -58,44 +54,15 @@ class SqliteWindowStorage(Storage, MovingWindowSupport):
 
     # -- connection ------------------------------------------------------------------
 
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            if not self._uri:
-                Path(self.target).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.target, uri=self._uri, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            if not self._uri:
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, holding SQLite's write lock from the first read."""
-        with self._lock:
-            conn = self._db()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._file.close()
 
     # -- moving window ---------------------------------------------------------------
 
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         if amount > limit:
             return False
-        with self._write() as conn:
+        with self._file.write() as conn:
             now = time.time()
             conn.execute("DELETE FROM window_entries WHERE key = ? AND at < ?", (key, now - expiry))
             (count,) = conn.execute("SELECT COUNT(*) FROM window_entries WHERE key = ?", (key,)).fetchone()
@@ -107,7 +74,7 @@ class SqliteWindowStorage(Storage, MovingWindowSupport):
     def restamp_entry(self, key: str, started_after: float, ended_at: float) -> None:
         """Move one entry made at or after `started_after` to `ended_at`; add one if none is
         left (a call longer than the window: its entry was pruned while it ran)."""
-        with self._write() as conn:
+        with self._file.write() as conn:
             row = conn.execute(
                 "SELECT rowid FROM window_entries WHERE key = ? AND at >= ? AND at <= ? ORDER BY at LIMIT 1",
                 (key, started_after, ended_at),
@@ -118,10 +85,10 @@ class SqliteWindowStorage(Storage, MovingWindowSupport):
                 conn.execute("UPDATE window_entries SET at = ? WHERE rowid = ?", (ended_at, row[0]))
 
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
-        with self._lock:
+        with self._file.lock:
             now = time.time()
             oldest, count = (
-                self._db()
+                self._file.db()
                 .execute("SELECT MIN(at), COUNT(*) FROM window_entries WHERE key = ? AND at >= ?", (key, now - expiry))
                 .fetchone()
             )
@@ -130,7 +97,7 @@ class SqliteWindowStorage(Storage, MovingWindowSupport):
     # -- counters (the fixed-window methods every storage has) -------------------------
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        with self._write() as conn:
+        with self._file.write() as conn:
             now = time.time()
             row = conn.execute("SELECT value, expires_at FROM window_counters WHERE key = ?", (key,)).fetchone()
             if row is None or row[1] <= now:
@@ -152,9 +119,9 @@ class SqliteWindowStorage(Storage, MovingWindowSupport):
         return float(row[1]) if row is not None else time.time()
 
     def _counter(self, key: str) -> Any:
-        with self._lock:
+        with self._file.lock:
             return (
-                self._db()
+                self._file.db()
                 .execute(
                     "SELECT value, expires_at FROM window_counters WHERE key = ? AND expires_at > ?", (key, time.time())
                 )
@@ -163,19 +130,19 @@ class SqliteWindowStorage(Storage, MovingWindowSupport):
 
     def check(self) -> bool:
         try:
-            with self._lock:
-                self._db().execute("SELECT 1").fetchone()
+            with self._file.lock:
+                self._file.db().execute("SELECT 1").fetchone()
         except sqlite3.Error:
             return False
         return True
 
     def reset(self) -> int | None:
-        with self._write() as conn:
+        with self._file.write() as conn:
             removed = conn.execute("DELETE FROM window_entries").rowcount
             removed += conn.execute("DELETE FROM window_counters").rowcount
             return int(removed)
 
     def clear(self, key: str) -> None:
-        with self._write() as conn:
+        with self._file.write() as conn:
             conn.execute("DELETE FROM window_entries WHERE key = ?", (key,))
             conn.execute("DELETE FROM window_counters WHERE key = ?", (key,))
