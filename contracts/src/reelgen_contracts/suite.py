@@ -460,9 +460,23 @@ class ProviderContract:
         noisy = {k for k, v in fingerprint(h, second).items() if v != baseline.get(k)}
         # An option may change only when the video arrives (a queue, a slower quality): that shows
         # as a generation clearly longer than both identical ones (a slow machine only makes it lenient).
-        slower = 2 * max(first.elapsed, second.elapsed) + 0.5
+        pace = max(first.elapsed, second.elapsed)
+        slower = 2 * pace + 0.5
         if len(noisy) == len(baseline):
             pytest.skip("identical requests give different results here: options cannot be observed")
+        for name, spec in h.caps.options.items():
+            # A number whose effect is when the video arrives (a delay, a queue) must be tried at
+            # a value this machine's own pace cannot hide: a loaded machine slows the identical
+            # generations too, and a 1 s delay then disappears under twice their time.
+            if name in trials and trials[name] and spec.type in ("int", "float") and spec.choices is None:
+                value: float = 4 * pace + 1
+                value = min(value, spec.maximum) if spec.maximum is not None else value
+                value = max(value, spec.minimum) if spec.minimum is not None else value
+                number: float = math.ceil(value) if spec.type == "int" else round(value, 3)
+                template = trials[name][0][0]
+                change = {"options": {h.name: {**template["options"][h.name], name: number}}}
+                if all(shown != repr(number) for _, shown in trials[name]):
+                    trials[name].append((change, repr(number)))
         dropped = []
         for name, values in sorted(trials.items()):
             observed = False
