@@ -81,7 +81,10 @@ def test_an_eta_is_shown_only_once_it_is_learned() -> None:
     assert "ETA" not in describe_batch(_progress(done=9, failed=1, running=0, waiting=0))
 
 
-@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=150.0)
+# The first job stays queued 6 s (600 s at the emulator's 0.01 scale): long enough for the
+# second process to start and find the slot taken even on a loaded machine (1.5 s was not,
+# with two test runs at once).
+@pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=600.0)
 def test_generate_without_a_terminal_shows_retries_slots_queue_and_running(dashscope_emulator, tmp_path) -> None:
     """One clip, two processes, one slot: the second waits for it, its create is throttled once, then it queues."""
     import os
