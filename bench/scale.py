@@ -5,9 +5,9 @@ create refused with 429: `concurrency_policy = "reject"`; 5 creates and 20 queri
 real second) and its task lifecycle on a scaled clock (`--scale`; the provider's poll
 schedule uses the same scale). A private `redis-server` on 127.0.0.1 holds the governor,
 the job journal, the cache, the queue and the batch state. `--workers` worker processes
-(`reelgen worker --processes 1`) take `--rows` rows, half for each account (each row
-carries its account's `base_url`, so each account has its own governor); once
-`--kill-after` tasks exist, one worker is killed with SIGKILL.
+(`reelgen worker --processes 1`) take `--rows` rows, half for each account (account b is the
+workers' `[accounts.b]`, with its own endpoint and key, so each account has its own
+governor); once `--kill-after` tasks exist, one worker is killed with SIGKILL.
 
 Prints, per account: the 429s we caused (target 0: no faults are injected, so every 429
 is self-caused), creates per row (target exactly 1), rows lost (rows without a stored
@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 API_KEY = "sk-bench-scale-0123456789abcdef"
+API_KEY_B = "sk-bench-scale-b-0123456789abcdef"
 LIMIT = 5
 QUEUE_SECONDS = 1.0
 RUN_SECONDS = 90.0  # the emulator's model of a 5 s 720P task
@@ -125,7 +126,8 @@ def main() -> None:
 
     from reelgen.cluster.batchstate import BatchState
     from reelgen.cluster.queued import enqueue_tasks
-    from reelgen.cluster.work import task_for
+    from reelgen.cluster.tasks import send_row
+    from reelgen.cluster.work import overdue_after, task_for
     from reelgen.config import load_config
     from reelgen.contract import VideoRequest
     from reelgen_bailian_wan.emulator import DashScopeEmulator, EmulatorConfig
@@ -155,12 +157,18 @@ redis = "{redis_url}"
 requeue_after = 3
 [providers.bailian_wan]
 time_scale = {args.scale}
+base_url = "{accounts["a"].base_url}"
+[accounts.b]
+provider = "bailian_wan"
+base_url = "{accounts["b"].base_url}"
+api_key_env = "BENCH_ACCOUNT_B_KEY"
 """,
         encoding="utf-8",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REELGEN_", "DASHSCOPE_"))}
-    env.update({"REELGEN_CONFIG": str(config_file), "DASHSCOPE_API_KEY": API_KEY, "PYTHONPATH": str(ROOT)})
-    os.environ.update({"REELGEN_CONFIG": str(config_file), "DASHSCOPE_API_KEY": API_KEY})
+    keys = {"REELGEN_CONFIG": str(config_file), "DASHSCOPE_API_KEY": API_KEY, "BENCH_ACCOUNT_B_KEY": API_KEY_B}
+    env.update({**keys, "PYTHONPATH": str(ROOT)})
+    os.environ.update(keys)
     image = work / "frame.jpg"
     Image.new("RGB", (480, 270), (40, 120, 200)).save(image)
 
@@ -187,7 +195,7 @@ time_scale = {args.scale}
             f"row-{i}",
             VideoRequest(prompt=f"a lighthouse at dusk, take {i}", duration=5, size="1280*720", reference_image=image),
             "bailian_wan",
-            provider_config={"base_url": accounts[names[i % 2]].base_url},
+            account=None if names[i % 2] == "a" else "b",  # the worker's [accounts.b]: its own key
         )
         for i in range(args.rows)
     ]
@@ -199,6 +207,9 @@ time_scale = {args.scale}
     give_up = started + args.timeout
     done: dict[str, dict[str, Any]] = {}
     finished_at = started
+    by_row = {task.row: task for task in tasks}
+    resent: list[str] = []
+    swept = started
     try:
         while time.monotonic() < give_up:
             for index, worker in enumerate(workers):
@@ -208,6 +219,11 @@ time_scale = {args.scale}
             if killed is None and created >= args.kill_after:
                 killed = 0
                 os.killpg(workers[0].pid, signal.SIGKILL)
+            if time.monotonic() - swept >= 5.0:  # what `reelgen batch --queue` does while it follows
+                swept = time.monotonic()
+                for row in state.overdue([t.row for t in tasks], time.time()):
+                    resent.append(row)
+                    send_row(by_row[row], seq=state.seq(row), ref=state.job(row))
             current = state.done()
             if len(current) > len(done):
                 finished_at = time.monotonic()
@@ -244,6 +260,7 @@ time_scale = {args.scale}
                 _explain(redis_url, config.cluster.namespace, str(row.request["prompt"]), emulator)
     succeeded = [line for line in done.values() if line.get("state") == "succeeded"]
     print(f"rows lost (no stored video): {args.rows - len(succeeded)}")
+    print(f"rows whose lost step the follower sent again (overdue by {overdue_after(config):.0f} s): {len(resent)}")
     for line in done.values():
         if line.get("state") != "succeeded":
             print(f"  {line['id']}: {line.get('error')}: {str(line.get('message'))[:300]}")

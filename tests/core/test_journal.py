@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,23 @@ def test_a_dead_process_is_an_orphan_and_a_reused_pid_too():
     assert not Owner(host=me.host, pid=me.pid, started=(me.started or 0) + 1).is_alive(0.0)  # pid reused
     far = Owner(host="another-host", pid=1)
     assert far.is_alive(heartbeat=1000.0, now=1010.0) and not far.is_alive(heartbeat=0.0, now=1000.0)
+
+
+def test_a_killed_process_nobody_reaped_is_an_orphan():
+    # A worker killed with its parent (kill -9 of the group) stays a zombie where nothing
+    # reaps orphans: its pid still takes signals, but it will never drive its jobs again.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = Owner(host=Owner.current().host, pid=child.pid, started=None)
+        assert started.is_alive(0.0)
+        child.kill()
+        deadline = time.monotonic() + 30
+        while b") Z" not in Path(f"/proc/{child.pid}/stat").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.05)  # not reaped: this test is its parent and has not waited yet
+        assert not started.is_alive(0.0)
+    finally:
+        child.kill()
+        child.wait()
 
 
 @pytest.mark.parametrize("bad", ["bailian_wan:../../etc", "x", "1abc:task", "p:", "p:a b", "p:" + "a" * 129])

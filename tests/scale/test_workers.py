@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from reelgen_bailian_wan.emulator import DashScopeEmulator, EmulatorConfig
+from reelgen_bailian_wan.emulator.state import key_id
 from tests.scale._processes import ROOT
 
 API_KEY = "sk-test-0123456789abcdef"
@@ -177,3 +178,91 @@ def test_a_worker_killed_mid_batch_is_replaced_and_nothing_is_created_twice(tmp_
         assert all(line["state"] == "succeeded" for line in lines), lines
         assert emulator.counters()["tasks_created"] == 8  # nothing re-submitted
         assert set(_created_per_prompt(emulator).values()) == {1}
+
+
+def test_a_row_whose_next_step_was_never_sent_is_sent_again_by_the_follower(tmp_path, redis_url, emulator, monkeypatch):
+    # A worker killed after moving a row to its next check but before sending that check
+    # leaves the row with no message: the redelivered step is stale (its number is old) and
+    # drops itself. Played here without a kill: the row's submit runs in this process and
+    # its follow-up check is never sent; then a worker takes the original submit message.
+    import asyncio
+
+    from reelgen.cluster.queued import state_for
+    from reelgen.cluster.work import Task, submit_step
+    from reelgen.config import load_config
+
+    env, manifest = _setup(tmp_path, redis_url, emulator, rows=2)
+    sent = _batch(env, tmp_path, manifest, "--no-wait")
+    assert sent.returncode == 0 and "2 row(s) sent" in sent.stderr, sent.stderr
+    monkeypatch.setenv("DASHSCOPE_API_KEY", API_KEY)
+    config = load_config(tmp_path / "reelgen.toml")
+    state = state_for(config, _batch_of(sent.stderr))
+    task = Task(
+        batch=state.batch,
+        row="shot-1",
+        provider="bailian_wan",
+        request={"prompt": "a lighthouse, take 1", "reference_image": str(tmp_path / "frame.jpg")},
+        line=2,
+    )
+    following = asyncio.run(submit_step(task, config))
+    assert following is not None and following.seq == 1  # ... and it is never sent
+    worker = _workers(env, tmp_path)
+    try:
+        done = _batch(env, tmp_path, manifest)
+    finally:
+        _stop(worker)
+    assert done.returncode == 0, done.stderr
+    assert "row shot-1: its next step is overdue" in done.stderr
+    assert sorted(line["id"] for line in _results(manifest)) == ["shot-0", "shot-1"]
+    assert all(line["state"] == "succeeded" for line in _results(manifest))
+    assert emulator.counters()["tasks_created"] == 2  # sending it again created nothing
+
+
+def _batch_of(stderr: str) -> str:
+    for line in stderr.splitlines():
+        if line.startswith("batch "):
+            return line.split()[1].rstrip(":")
+    raise AssertionError(f"no batch id in {stderr!r}")
+
+
+def test_rows_of_two_accounts_run_on_workers_each_with_its_own_key(tmp_path, redis_url, emulator):
+    with DashScopeEmulator(EmulatorConfig(time_scale=0.02, render_mode="still")) as second:
+        env, manifest = _setup(tmp_path, redis_url, emulator, rows=4)
+        env["STUDIO_B_KEY"] = "sk-test-b-0123456789abcdef"  # each worker reads its own account's key
+        with (tmp_path / "reelgen.toml").open("a", encoding="utf-8") as config:
+            config.write(
+                f'[accounts.studio-b]\nprovider = "bailian_wan"\nbase_url = "{second.base_url}"\n'
+                'api_key_env = "STUDIO_B_KEY"\n'
+            )
+        rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+        for number, row in enumerate(rows):
+            if number % 2:
+                row["account"] = "studio-b"
+        manifest.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+        worker = _workers(env, tmp_path)
+        try:
+            done = _batch(env, tmp_path, manifest)
+        finally:
+            _stop(worker)
+        assert done.returncode == 0, done.stderr
+        assert all(line["state"] == "succeeded" for line in _results(manifest))
+        assert _created_per_prompt(emulator) == {"a lighthouse, take 0": 1, "a lighthouse, take 2": 1}
+        assert _created_per_prompt(second) == {"a lighthouse, take 1": 1, "a lighthouse, take 3": 1}
+        assert {task["api_key_id"] for task in second.tasks()} == {key_id("sk-test-b-0123456789abcdef")}
+
+
+def test_a_worker_without_the_rows_account_fails_the_row_saying_so(tmp_path, redis_url, emulator, monkeypatch):
+    import asyncio
+
+    from reelgen.cluster.queued import state_for
+    from reelgen.cluster.work import Task, submit_step
+    from reelgen.config import load_config
+
+    _setup(tmp_path, redis_url, emulator, rows=1)
+    monkeypatch.setenv("DASHSCOPE_API_KEY", API_KEY)
+    config = load_config(tmp_path / "reelgen.toml")
+    task = Task(batch="b-1", row="r1", provider="bailian_wan", request={"prompt": "waves"}, account="studio-z")
+    assert asyncio.run(submit_step(task, config)) is None
+    line = state_for(config, "b-1").done()["r1"]
+    assert line["state"] == "failed" and "no account 'studio-z'" in line["message"], line
+    assert emulator.counters()["tasks_created"] == 0

@@ -136,13 +136,15 @@ class Runner:
         self._downloading: set[str] = set()
         #: Rows let through for a slot whose create has not answered yet.
         self._unsent: set[str] = set()
-        self._provider_of = {planned.row.id: planned.provider.name for planned in plan.rows}
+        self._provider_of = {planned.row.id: planned.provider for planned in plan.rows}
+        #: Account key per provider instance (two accounts of one provider are two instances).
+        self._accounts: dict[int, str] = {}
         #: The worst billed/estimated cost ratio seen (1: bills matched the estimates).
         self._price_ratio = 1.0
         self._budget_stopped = False
-        #: Per provider, rows past `_slot_free` whose job does not exist yet.
+        #: Per account, rows past `_slot_free` whose job does not exist yet.
         self._admitted: dict[str, int] = {}
-        #: Row id -> provider name, for rows past `_slot_free` and not yet journaled.
+        #: Row id -> account key, for rows past `_slot_free` and not yet journaled.
         self._admitting: dict[str, str] = {}
         self._stopping = False
         done, self.known_jobs = self._previous()
@@ -207,26 +209,36 @@ class Runner:
         )
 
     def _eta(self) -> float | None:
-        by_provider: dict[str, list[float]] = {}
+        by_account: dict[str, list[float]] = {}
         limits: dict[str, int] = {}
         for planned in self.plan.rows:
             state = self.states[planned.row.id]
             if state in ("succeeded", "failed"):
                 continue
-            name = planned.provider.name
-            seconds = self.eta.row_seconds(name, planned.tier, planned.row.request.duration)
+            seconds = self.eta.row_seconds(planned.provider.name, planned.tier, planned.row.request.duration)
             if seconds is None:
                 return None
-            by_provider.setdefault(name, []).append(seconds)
-            limits.setdefault(name, self._window(planned.provider)[1] or _UNLIMITED_WINDOW)
-        if not by_provider:
+            account = self._account(planned.provider)
+            by_account.setdefault(account, []).append(seconds)
+            limits.setdefault(account, self._window(planned.provider)[1] or _UNLIMITED_WINDOW)
+        if not by_account:
             return 0.0
-        return max(sum(times) / limits[name] for name, times in by_provider.items())
+        return max(sum(times) / limits[account] for account, times in by_account.items())
+
+    def _account(self, provider: Provider) -> str:
+        """Whose limits `provider`'s rows share (rows of two accounts of one provider run side by side)."""
+        from .governor import account_for
+
+        key = self._accounts.get(id(provider))
+        if key is None:
+            key = self._accounts[id(provider)] = account_for(provider).key
+        return key
 
     def _window(self, provider: Provider) -> tuple[int, int | None]:
-        if provider.name not in self._windows:
-            self._windows[provider.name] = window(provider, self.config)
-        return self._windows[provider.name]
+        account = self._account(provider)
+        if account not in self._windows:
+            self._windows[account] = window(provider, self.config)
+        return self._windows[account]
 
     def _update(self) -> None:
         if self.on_update is not None:
@@ -306,7 +318,7 @@ class Runner:
             error=ValidationError(f"{self.stopped}; not submitted", field="max_cost"),
         )
 
-    def _in_use(self, provider: str, governed: int) -> int:
+    def _in_use(self, account: str, governed: int) -> int:
         """Slots taken or about to be, as far as this batch can tell.
 
         The governor counts every permit (other processes' too, and ours once taken); rows
@@ -315,12 +327,14 @@ class Runner:
         yet created (each of those will hold a permit, whatever the governor shows yet).
         """
         ours = sum(
-            1
-            for row_id, state in self.states.items()
-            if state in ("queued", "running") and self._provider_of.get(row_id) == provider
+            1 for row_id, state in self.states.items() if state in ("queued", "running") and self._of(row_id, account)
         )
-        unsent = sum(1 for row_id in self._unsent if self._provider_of.get(row_id) == provider)
-        return max(governed + self._admitted.get(provider, 0), ours + unsent)
+        unsent = sum(1 for row_id in self._unsent if self._of(row_id, account))
+        return max(governed + self._admitted.get(account, 0), ours + unsent)
+
+    def _of(self, row_id: str, account: str) -> bool:
+        provider = self._provider_of.get(row_id)
+        return provider is not None and self._account(provider) == account
 
     def _free_slot(self) -> None:
         self._slot_freed.set()
@@ -356,12 +370,13 @@ class Runner:
             return
         governor = get_governor(self.config)
         account = account_for(planned.provider)
+        key = self._account(planned.provider)
         row_id = planned.row.id
         while not self._stopping:
-            in_use = self._in_use(planned.provider.name, await governor.in_use(account))
+            in_use = self._in_use(key, await governor.in_use(account))
             if in_use < limit:
-                self._admitted[planned.provider.name] = self._admitted.get(planned.provider.name, 0) + 1
-                self._admitting[row_id] = planned.provider.name
+                self._admitted[key] = self._admitted.get(key, 0) + 1
+                self._admitting[row_id] = key
                 self._unsent.add(row_id)
                 return
             if self.states.get(row_id) != "waiting":
@@ -480,13 +495,14 @@ class Runner:
 
         workers: list[asyncio.Future[None]] = []
         try:
+            for planned in self.todo:
+                account_for(planned.provider)  # a missing or unreadable key stops the batch here, before any row
             groups: dict[str, deque[PlannedRow]] = {}
             providers: dict[str, Provider] = {}
             for planned in self.todo:
-                groups.setdefault(planned.provider.name, deque()).append(planned)
-                providers[planned.provider.name] = planned.provider
-            for provider in providers.values():
-                account_for(provider)  # a missing or unreadable key stops the batch here, before any row
+                # One window per account: two keys of one provider are two sets of limits.
+                groups.setdefault(self._account(planned.provider), deque()).append(planned)
+                providers[self._account(planned.provider)] = planned.provider
             await self._seed_eta(list(providers.values()))
             for name, rows in groups.items():
                 size, _ = self._window(providers[name])

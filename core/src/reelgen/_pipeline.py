@@ -22,7 +22,7 @@ import attrs
 
 from . import _hooks
 from ._cachekey import cache_key
-from ._registry import get_provider
+from ._registry import get_provider, provider_for_account
 from .config import Config, load_config
 from .contract import VideoRequest, VideoResult, with_provider_defaults
 from .errors import ValidationError
@@ -359,7 +359,8 @@ def resume(
             entry=known,
             use_cache=False,
         )
-    chosen = provider or get_provider(entry.provider, config=config)
+    # A job made under another configured account is polled with that account's key.
+    chosen = provider or provider_for_account(entry.provider, entry.account, config=config)
     _same_provider(job_id, entry.provider, chosen)
     assert journal is not None
     common: dict[str, Any] = {

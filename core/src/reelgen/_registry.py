@@ -100,6 +100,33 @@ def get_provider(name: str | None = None, *, config: Config) -> Provider:
         return provider
 
 
+def provider_for_row(
+    provider: str | None, account: str | None, *, config: Config, default: str | None = None
+) -> Provider:
+    """The provider a batch row names: its `account` (`[accounts.NAME]`), else its `provider`, else `default`."""
+    if account is None:
+        return get_provider(provider if provider is not None else default, config=config)
+    owner, account_config = config.for_account(account)
+    if provider is not None and provider != owner:
+        raise ConfigError(f"account {account!r} is for provider {owner!r}, not {provider!r}")
+    return get_provider(owner, config=account_config)
+
+
+def provider_for_account(name: str, account_id: str, *, config: Config) -> Provider:
+    """The provider `name` calling as the account `account_id` (a journal entry's): the configured
+    default when it is that account, else the `[accounts.*]` of `name` that is, else the default."""
+    default = get_provider(name, config=config)
+    if not account_id or str(getattr(default, "account_id", "") or "") == account_id:
+        return default
+    for account, section in sorted(config.accounts.items()):
+        if section.get("provider") != name:
+            continue
+        candidate = provider_for_row(None, account, config=config)
+        if str(getattr(candidate, "account_id", "") or "") == account_id:
+            return candidate
+    return default
+
+
 def clear_instances() -> None:
     """Forget built providers (after changing plugins or configuration at run time)."""
     with _lock:

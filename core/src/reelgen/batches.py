@@ -44,7 +44,7 @@ import attrs
 from ._resultsfile import ResultsFile
 from .config import Config, load_config
 from .contract import VideoRequest, VideoResult
-from .errors import Cancelled, ProviderFailed, ReelgenError, ValidationError
+from .errors import Cancelled, ConfigError, ProviderFailed, ReelgenError, ValidationError
 from .events import Event
 from .manifest import ManifestRow, RowProblem, rows_from_requests
 from .pricing import Cost, billed_cost, estimate
@@ -147,22 +147,30 @@ def plan_batch(
 ) -> BatchPlan:
     """Check and price every row offline; nothing is sent anywhere."""
     from ._pipeline import validate
-    from ._registry import get_provider
+    from ._registry import provider_for_row
 
-    providers: dict[str | None, Provider | ReelgenError] = {}
+    providers: dict[tuple[str | None, str | None], Provider | ReelgenError] = {}
     planned: list[PlannedRow] = []
     problems: list[RowProblem] = []
     for row in rows:
-        name = row.provider if row.provider is not None else provider
-        key = name if isinstance(name, str) or name is None else name.name
+        name = row.provider if row.provider is not None or row.account is not None else provider
+        key = (name if isinstance(name, str) or name is None else name.name, row.account)
         if key not in providers:
             try:
-                providers[key] = get_provider(name, config=config) if name is None or isinstance(name, str) else name
+                providers[key] = (
+                    provider_for_row(name, row.account, config=config)
+                    if name is None or isinstance(name, str)
+                    else name
+                )
             except ReelgenError as exc:
                 providers[key] = exc
+            else:
+                if row.account is not None:
+                    providers[key] = _own_account(providers, key, config=config)
         chosen = providers[key]
         if isinstance(chosen, ReelgenError):
-            problems.append(RowProblem(line=row.line, id=row.id, field="provider", message=str(chosen)))
+            field = "account" if row.account is not None else "provider"
+            problems.append(RowProblem(line=row.line, id=row.id, field=field, message=str(chosen)))
             continue
         try:
             warnings = validate(row.request, chosen, config=config, strict=strict)
@@ -179,6 +187,43 @@ def plan_batch(
             )
         )
     return BatchPlan(rows=tuple(planned), problems=tuple(problems))
+
+
+def _own_account(
+    providers: dict[tuple[str | None, str | None], Provider | ReelgenError],
+    key: tuple[str | None, str | None],
+    *,
+    config: Config,
+) -> Provider | ReelgenError:
+    """The provider of account `key[1]`, or a ConfigError when it calls as an account the batch
+    already uses under another name (two governors for one account's limits would trip its
+    429s): the same endpoint and key, e.g. an environment variable that wins over a key file."""
+    from ._registry import provider_for_row
+    from .governor import account_for
+
+    chosen = providers[key]
+    assert not isinstance(chosen, ReelgenError)
+    others: list[tuple[str | None, Provider | ReelgenError]] = [
+        (account, other) for (_, account), other in providers.items() if (_, account) != key
+    ]
+    try:
+        others.append((None, provider_for_row(chosen.name, None, config=config)))  # rows without an account
+    except ReelgenError:
+        pass
+    try:
+        mine = account_for(chosen).key
+        for account, other in others:
+            if isinstance(other, ReelgenError) or other.name != chosen.name or account_for(other).key != mine:
+                continue
+            where = f"account {account!r}" if account is not None else f"the [providers.{chosen.name}] settings"
+            return ConfigError(
+                f"account {key[1]!r} calls {chosen.name} with the same endpoint and key as {where}: one account "
+                "has one set of limits; give it its own key (its own key variable or key file, and check that no "
+                "environment variable overrides it)"
+            )
+    except ReelgenError:
+        pass  # a missing key: the batch stops on it before any row, saying so
+    return chosen
 
 
 # -- one row --------------------------------------------------------------------------------------
@@ -202,9 +247,9 @@ async def run_row(
     and the row is submitted afresh). `on_job` hears the job id as soon as the job exists.
     """
     from ._pipeline import resume
-    from ._registry import get_provider
+    from ._registry import provider_for_row
 
-    chosen = provider or get_provider(row.provider, config=config)
+    chosen = provider or provider_for_row(row.provider, row.account, config=config)
     started = time.monotonic()
     current = job_id
     try:
@@ -389,8 +434,9 @@ def io_threads(plan: BatchPlan, config: Config) -> int:
     downloads, MP4 checks): two a row, so one wave's deliveries never hold up the next wave's
     submits. For the default executor of a loop that runs the batch."""
     from ._batchrunner import window
+    from .governor import account_for
 
-    sizes = {planned.provider.name: window(planned.provider, config)[0] for planned in plan.rows}
+    sizes = {account_for(planned.provider).key: window(planned.provider, config)[0] for planned in plan.rows}
     return 4 + 2 * sum(sizes.values())
 
 

@@ -52,6 +52,8 @@ __all__ = [
 ]
 
 _SECRET_KEYS = ("api_key", "apikey", "secret", "token", "password")
+#: Settings that name where a secret is (a key file, an environment variable), never hold it.
+_NAMES_A_SECRET = ("_file", "_env")
 _DISABLED = frozenset({"none", "off", "false", ""})
 
 
@@ -153,11 +155,37 @@ class Config:
     #: `[pricing.NAME]`: a provider's price table, replacing the declared one (prices change);
     #: `reelgen.pricing.pricing_for` checks and applies it.
     pricing: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    #: `[accounts.NAME]`: another credential (key file, endpoint, region) of a provider, named
+    #: so that batch rows can choose it (`"account": "NAME"`). `provider = "..."` says whose;
+    #: every other key is one of that provider's settings, over `[providers.PROVIDER]`. Each
+    #: account has its own limits, so its own governor.
+    accounts: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     #: Where the file settings came from (None: defaults only).
     source: str | None = None
 
     def provider_config(self, name: str) -> dict[str, Any]:
         return dict(self.providers.get(name, {}))
+
+    def account(self, name: str) -> tuple[str, dict[str, Any]]:
+        """The provider of `[accounts.NAME]` and its settings over that provider's (ConfigError if unknown)."""
+        section = self.accounts.get(name)
+        if section is None:
+            known = ", ".join(sorted(self.accounts)) or "none is configured"
+            raise ConfigError(
+                f'no account {name!r}: add [accounts.{name}] with provider = "..." and its settings '
+                f"(e.g. api_key_file) to the configuration (accounts: {known})"
+            )
+        provider = section.get("provider")
+        if not isinstance(provider, str) or not provider.strip():
+            raise ConfigError(f'accounts.{name}.provider: name the provider this account is for, e.g. "bailian_wan"')
+        return provider.strip(), {key: value for key, value in section.items() if key != "provider"}
+
+    def for_account(self, name: str) -> tuple[str, Config]:
+        """The provider of `[accounts.NAME]` and this configuration with the account's settings applied."""
+        provider, settings = self.account(name)
+        providers = dict(self.providers)
+        providers[provider] = {**providers.get(provider, {}), **settings}
+        return provider, self.evolve(providers=providers)
 
     def evolve(self, **changes: Any) -> Config:
         return attrs.evolve(self, **changes)
@@ -261,18 +289,21 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _reject_secrets(data: Mapping[str, Any], where: str) -> None:
-    providers = data.get("providers", {})
-    if not isinstance(providers, Mapping):
-        return  # structuring reports the wrong type, naming the key
-    for name, section in providers.items():
-        if isinstance(section, Mapping):
-            for key in section:
-                if any(secret in key.lower() for secret in _SECRET_KEYS) and not key.lower().endswith("_file"):
-                    raise ConfigError(
-                        f"{where}: providers.{name}.{key} looks like a secret; reelgen does not read secrets "
-                        "from its configuration: set the provider's environment variable or use a key file "
-                        f"(providers.{name}.api_key_file)"
-                    )
+    for table in ("providers", "accounts"):
+        sections = data.get(table, {})
+        if not isinstance(sections, Mapping):
+            continue  # structuring reports the wrong type, naming the key
+        for name, section in sections.items():
+            if isinstance(section, Mapping):
+                for key in section:
+                    if any(secret in key.lower() for secret in _SECRET_KEYS) and not key.lower().endswith(
+                        _NAMES_A_SECRET
+                    ):
+                        raise ConfigError(
+                            f"{where}: {table}.{name}.{key} looks like a secret; reelgen does not read secrets "
+                            "from its configuration: set the provider's environment variable or use a key file "
+                            f"({table}.{name}.api_key_file)"
+                        )
 
 
 def _structure(data: Mapping[str, Any], where: str) -> Config:

@@ -163,7 +163,19 @@ def _pid_alive(pid: int) -> bool:
         return True
     except OSError:
         return False
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process killed but not yet reaped (its parent died too, and nothing reaps orphans):
+    signals still reach the pid, yet it will never drive a job again (Linux; False elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False
+    state = stat[stat.rfind(b")") + 2 :][:1]
+    return state in (b"Z", b"X")
 
 
 @attrs.frozen(kw_only=True)

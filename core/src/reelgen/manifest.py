@@ -1,8 +1,9 @@
 """Batch manifests: JSONL or CSV files of requests, one a row, read into checked rows.
 
 A row holds the contract's request fields (`prompt`, `duration`, `size`, `reference_image`,
-`options`, ...) plus an optional `id` (default: its line number) and `provider` (default:
-the configured one). JSONL rows are JSON objects; CSV cells are parsed by the field's type
+`options`, ...) plus an optional `id` (default: its line number), `provider` (default:
+the configured one) and `account` (a `[accounts.NAME]` of the configuration: another key
+of a provider, with its own limits). JSONL rows are JSON objects; CSV cells are parsed by the field's type
 (numbers for `duration`, `fps`, `motion_strength`, a whole number for `seed`, JSON for
 `options`; an empty cell is "not given"). A relative `reference_image` path is resolved
 against the manifest's folder, so a manifest and its images travel together.
@@ -28,7 +29,7 @@ from .errors import ValidationError
 __all__ = ["ManifestRow", "RowProblem", "read_manifest", "rows_from_requests"]
 
 _REQUEST_FIELDS = tuple(field.name for field in attrs.fields(VideoRequest))
-_ROW_FIELDS = frozenset((*_REQUEST_FIELDS, "id", "provider"))
+_ROW_FIELDS = frozenset((*_REQUEST_FIELDS, "id", "provider", "account"))
 _NUMBERS = frozenset({"duration", "fps", "motion_strength"})
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
@@ -39,8 +40,10 @@ class ManifestRow:
 
     id: str
     request: VideoRequest
-    #: None: the configured provider.
+    #: None: the configured provider (or the account's).
     provider: str | None = None
+    #: `[accounts.NAME]` whose credential the row runs under (None: the provider's own settings).
+    account: str | None = None
     #: 1-based line (JSONL) or record line (CSV) in the manifest; 0 for requests given in Python.
     line: int = 0
 
@@ -119,6 +122,11 @@ def _build(fields: Mapping[str, Any], line: int, folder: Path, seen: set[str]) -
     provider = fields.get("provider")
     if provider is not None and (not isinstance(provider, str) or not provider.strip()):
         return RowProblem(line=line, id=row_id, field="provider", message="must be a provider name (a string)")
+    account = fields.get("account")
+    if account is not None and (not isinstance(account, str) or not account.strip()):
+        return RowProblem(
+            line=line, id=row_id, field="account", message="must name an [accounts.NAME] of the configuration"
+        )
     values = {name: fields[name] for name in _REQUEST_FIELDS if name in fields and fields[name] is not None}
     if "prompt" not in values:
         return RowProblem(line=line, id=row_id, field="prompt", message="prompt is required")
@@ -130,7 +138,13 @@ def _build(fields: Mapping[str, Any], line: int, folder: Path, seen: set[str]) -
         return RowProblem(line=line, id=row_id, field=exc.field, message=str(exc))
     except (TypeError, ValueError) as exc:
         return RowProblem(line=line, id=row_id, field=None, message=str(exc))
-    return ManifestRow(id=row_id, request=request, provider=provider.strip() if provider else None, line=line)
+    return ManifestRow(
+        id=row_id,
+        request=request,
+        provider=provider.strip() if provider else None,
+        account=account.strip() if account else None,
+        line=line,
+    )
 
 
 def _jsonl(path: Path) -> Iterable[tuple[int, dict[str, Any] | RowProblem]]:

@@ -95,7 +95,7 @@ def _line_text(line: dict[str, Any]) -> str:
 def run_queued(plan: BatchPlan, config: Config, results: Path, *, manifest: Path, wait: bool, as_json: bool) -> None:
     """Send the plan's unfinished rows to the workers; with `wait`, follow until the results file is complete."""
     from ..batches import ResultsFile
-    from ..cluster.queued import batch_id, enqueue, follow, state_for
+    from ..cluster.queued import batch_id, enqueue, follow, resender, state_for
     from ..errors import ReelgenError
 
     try:
@@ -129,8 +129,14 @@ def run_queued(plan: BatchPlan, config: Config, results: Path, *, manifest: Path
         last = time.monotonic()
         click.echo(f"[{done}/{len(rows)}] {_line_text(line)}", err=True)
 
+    def on_resend(row: str) -> None:
+        click.echo(
+            f"[{done}/{len(rows)}] row {row}: its next step is overdue (its messages were lost); sent again", err=True
+        )
+
+    resend = resender(plan, state, on_resend=on_resend)
     try:
-        while not follow(state, out, rows, on_line=on_line, timeout=_HEARTBEAT):
+        while not follow(state, out, rows, on_line=on_line, timeout=_HEARTBEAT, resend=resend):
             if time.monotonic() - last >= _HEARTBEAT:
                 click.echo(f"[{done}/{len(rows)}] waiting for the workers ({len(rows) - done} row(s) left)", err=True)
                 last = time.monotonic()

@@ -8,6 +8,9 @@ Under `NAMESPACE:batch:ID:` (hashes keyed by row id):
   so redeliveries never multiply the checks);
 * `done`: the row's results-file line, written once (`HSETNX`: the first outcome wins);
 * `restarts`: how often the row started over because its job was proved never created;
+* `due`: when the row's next step should have started at the latest (unix time): a row
+  past it has lost its chain of messages (a worker killed between scheduling the next
+  step and sending it, a message that ran out of retries), and the follower sends it again;
 * `submitting:ROW`: held (with a time to live) while one worker submits the row, so two
   copies of its submit message never run at once.
 
@@ -129,6 +132,25 @@ class BatchState:
         with guarded(self.url, "use the queue in"):
             raw = self._client().hgetall(self._key("done"))
         return {row: json.loads(value) for row, value in raw.items()}
+
+    def touch(self, row: str, due: float) -> None:
+        """The row's next step is scheduled: it should have started by `due` (unix time)."""
+        with guarded(self.url, "use the queue in"):
+            self._client().hset(self._key("due"), row, repr(float(due)))
+
+    def overdue(self, rows: list[str], now: float) -> list[str]:
+        """Rows of `rows` without an outcome whose next step is past due (their messages were lost)."""
+        if not rows:
+            return []
+        with guarded(self.url, "use the queue in"):
+            client = self._client()
+            dues = client.hmget(self._key("due"), rows)
+            finished = client.hmget(self._key("done"), rows)
+        return [
+            row
+            for row, due, line in zip(rows, dues, finished, strict=True)
+            if line is None and due is not None and float(due) < now
+        ]
 
     def is_done(self, row: str) -> bool:
         with guarded(self.url, "use the queue in"):

@@ -17,15 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..batches import BatchPlan, ResultsFile
+    from ..batches import BatchPlan, PlannedRow, ResultsFile
     from ..config import Config
     from .batchstate import BatchState
     from .work import Task
 
-__all__ = ["batch_id", "enqueue", "enqueue_tasks", "follow", "state_for"]
+__all__ = ["batch_id", "enqueue", "enqueue_tasks", "follow", "resender", "state_for"]
 
 #: Seconds between looks at the batch state while following.
 _FOLLOW_EVERY = 0.5
+#: Seconds between looks for rows whose next step is overdue (their messages were lost).
+_SWEEP_EVERY = 5.0
 
 
 def batch_id(results: Path) -> str:
@@ -65,15 +67,35 @@ def enqueue_tasks(config: Config, tasks: Iterable[Task]) -> int:
 
 def enqueue(plan: BatchPlan, config: Config, *, batch: str, skip: Iterable[str] = ()) -> int:
     """Send the plan's rows (except `skip`, e.g. rows the results file already has)."""
+    skipped = set(skip)
+    tasks = (_task(planned, batch) for planned in plan.rows if planned.row.id not in skipped)
+    return enqueue_tasks(config, tasks)
+
+
+def _task(planned: PlannedRow, batch: str) -> Task:
     from .work import task_for
 
-    skipped = set(skip)
-    tasks = (
-        task_for(batch, planned.row.id, planned.row.request, planned.provider.name, line=planned.row.line)
-        for planned in plan.rows
-        if planned.row.id not in skipped
-    )
-    return enqueue_tasks(config, tasks)
+    row = planned.row
+    return task_for(batch, row.id, row.request, planned.provider.name, account=row.account, line=row.line)
+
+
+def resender(
+    plan: BatchPlan, state: BatchState, *, on_resend: Callable[[str], None] | None = None
+) -> Callable[[str], None]:
+    """`follow`'s `resend` for a plan's rows: sends a lost row's step again (its check, else its submit)."""
+    from .tasks import send_row
+
+    by_id = {planned.row.id: planned for planned in plan.rows}
+
+    def resend(row: str) -> None:
+        planned = by_id.get(row)
+        if planned is None:
+            return
+        send_row(_task(planned, state.batch), seq=state.seq(row), ref=state.job(row))
+        if on_resend is not None:
+            on_resend(row)
+
+    return resend
 
 
 def follow(
@@ -83,15 +105,23 @@ def follow(
     *,
     on_line: Callable[[dict[str, Any]], None] | None = None,
     timeout: float | None = None,
+    resend: Callable[[str], None] | None = None,
 ) -> bool:
     """Copy finished rows' lines into `results` until every row in `rows` has one.
 
+    `resend(row)` is called for a row whose next step is overdue (`BatchState.overdue`):
+    its chain of messages was lost, and only sending its step again finishes it.
     Returns True when complete, False when `timeout` (seconds) ran out first.
     """
     wanted = list(dict.fromkeys(rows))
     written = {line["id"] for line in results.lines}
     give_up = None if timeout is None else time.monotonic() + timeout
+    swept = time.monotonic()
     while True:
+        if resend is not None and time.monotonic() - swept >= _SWEEP_EVERY:
+            swept = time.monotonic()
+            for row in state.overdue([row for row in wanted if row not in written], time.time()):
+                resend(row)
         missing = [row for row in wanted if row not in written]
         if missing:
             done = state.done()

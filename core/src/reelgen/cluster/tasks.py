@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
+import attrs
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from ..config import load_config
 from ..errors import ConfigError
 from ._redis import client_for, redis_settings
-from .work import Check, Resubmit, Task, Wake, check_step, submit_step
+from .work import Check, Resubmit, Task, Wake, check_step, overdue_after, state_of, submit_step
 
-__all__ = ["QUEUE", "broker", "enqueue_task", "reelgen_check", "reelgen_submit"]
+__all__ = ["QUEUE", "broker", "enqueue_task", "reelgen_check", "reelgen_submit", "send_row"]
 
 log = logging.getLogger("reelgen.worker")
 
@@ -68,10 +70,31 @@ def _check_data(check: Check) -> dict[str, Any]:
 def _send_next(task: dict[str, Any], following: Check | Resubmit | Wake | None) -> None:
     if isinstance(following, Check):
         reelgen_check.send_with_options(args=(task, _check_data(following)), delay=int(following.delay * 1000))
+        _scheduled(task, following.delay)
     elif isinstance(following, Resubmit):
         reelgen_submit.send_with_options(args=(task,), delay=int(following.delay * 1000))
+        _scheduled(task, following.delay)
     elif isinstance(following, Wake):
         reelgen_submit.send(following.task)
+        _scheduled(following.task, 0.0)
+
+
+def _scheduled(task: dict[str, Any], delay: float) -> None:
+    """Note when the row's next step is due: a follower re-sends a row whose chain was lost."""
+    config = load_config()
+    state_of(config, task["batch"]).touch(task["row"], time.time() + delay + overdue_after(config))
+
+
+def send_row(task: Task, *, seq: int, ref: str | None) -> None:
+    """Send a row's next step again (its messages were lost): its check `seq` when it is being
+    checked, else its submit. A copy of a step still on its way is harmless: the row's live
+    check number and its submit claim let only one run."""
+    data = attrs.asdict(task)
+    if ref is not None and seq > 0:
+        reelgen_check.send(data, _check_data(Check(ref=ref, seq=seq, attempt=0, delay=0.0)))
+    else:
+        reelgen_submit.send(data)
+    _scheduled(data, 0.0)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=20, min_backoff=1000, max_backoff=30000, time_limit=_TIME_LIMIT_MS)
@@ -92,6 +115,6 @@ def _wake(task: dict[str, Any]) -> None:
 
 
 def enqueue_task(task: Task) -> None:
-    import attrs
-
-    reelgen_submit.send(attrs.asdict(task))
+    data = attrs.asdict(task)
+    reelgen_submit.send(data)
+    _scheduled(data, 0.0)

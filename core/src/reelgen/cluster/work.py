@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ..provider import Provider
     from .batchstate import BatchState
 
-__all__ = ["Check", "Resubmit", "Task", "Wake", "check_step", "submit_step", "task_for"]
+__all__ = ["Check", "Resubmit", "Task", "Wake", "check_step", "overdue_after", "state_of", "submit_step", "task_for"]
 
 log = logging.getLogger("reelgen.worker")
 
@@ -52,6 +52,8 @@ _MIN_CHECK = 0.25
 _CLAIM_MARGIN = 20.0
 #: How often a row may start over after its job was proved never created (its worker died before the create).
 MAX_RESTARTS = 5
+#: The least time past due before a follower re-sends a row's step (seconds).
+_OVERDUE_FLOOR = 30.0
 
 
 @attrs.frozen(kw_only=True)
@@ -63,8 +65,11 @@ class Task:
     provider: str
     #: The request as cattrs JSON; a local image travels inline (`{"base64": ...}`).
     request: dict[str, Any]
-    #: Settings over `[providers.NAME]` for this row (e.g. another account's `base_url` or
-    #: `api_key_file`): each account has its own limits, so its own governor.
+    #: The row's `[accounts.NAME]`: each worker applies its own configuration's section of
+    #: that name (its key file is the worker's), so no credential or local path travels.
+    account: str | None = None
+    #: Settings over `[providers.NAME]` for this row, after the account's (e.g. another
+    #: endpoint's `base_url`): each account has its own limits, so its own governor.
     provider_config: dict[str, Any] = attrs.field(factory=dict)
     use_cache: bool = True
     line: int = 0
@@ -101,6 +106,7 @@ def task_for(
     provider: str,
     *,
     provider_config: dict[str, Any] | None = None,
+    account: str | None = None,
     use_cache: bool = True,
     line: int = 0,
 ) -> Task:
@@ -117,6 +123,7 @@ def task_for(
         row=row,
         provider=provider,
         request=data,
+        account=account,
         provider_config=dict(provider_config or {}),
         use_cache=use_cache,
         line=line,
@@ -128,6 +135,12 @@ def _is_remote(reference: str) -> bool:
 
 
 def _config(task: Task, config: Config) -> Config:
+    if task.account is not None:
+        owner, config = config.for_account(task.account)  # unknown here: a ConfigError naming the fix
+        if owner != task.provider:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"this worker's account {task.account!r} is for {owner!r}, not {task.provider!r}")
     if not task.provider_config:
         return config
     providers = dict(config.providers)
@@ -143,6 +156,11 @@ def _request(task: Task) -> VideoRequest:
 
 
 def _state(task: Task, config: Config) -> BatchState:
+    return state_of(config, task.batch)
+
+
+def state_of(config: Config, batch: str) -> BatchState:
+    """The Redis state of queued batch `batch`."""
     from ._redis import redis_settings
     from .batchstate import BatchState
 
@@ -151,7 +169,14 @@ def _state(task: Task, config: Config) -> BatchState:
         from ._redis import RedisUnavailable
 
         raise RedisUnavailable("queued batches need a Redis: set REELGEN_REDIS_URL or [cluster] redis")
-    return BatchState(settings[0], settings[1], task.batch)
+    return BatchState(settings[0], settings[1], batch)
+
+
+def overdue_after(config: Config) -> float:
+    """How long past its scheduled time a row's next step may not have started before the
+    follower sends it again: well beyond Dramatiq's own redelivery of a dead worker's messages
+    (`requeue_after`), and beyond a slow step (a download, a reconciliation)."""
+    return max(_OVERDUE_FLOOR, 3 * config.cluster.requeue_after)
 
 
 def _outcome(task: Task, provider: Provider, config: Config, result: VideoResult, started: float) -> RowOutcome:
@@ -180,9 +205,15 @@ async def submit_step(task: Task, config: Config) -> Check | Resubmit | None:
     redelivery, a woken parked row) never run at once: one claims the row, the others
     come back later and find its job.
     """
-    config = _config(task, config)
+    from ..errors import ReelgenError
+
     state = _state(task, config)
     if state.is_done(task.row):
+        return None
+    try:
+        config = _config(task, config)
+    except ReelgenError as exc:  # e.g. this worker has no such account: the row fails, saying why
+        state.finish(task.row, _failed(task, exc, None).to_line())
         return None
     ref = state.job(task.row)
     if ref is None:
@@ -304,10 +335,14 @@ async def check_step(
     from ..errors import ProviderFailed, ReelgenError, TransientError
     from ..journal import JournalError, Owner, get_journal
 
-    config = _config(task, config)
     state = _state(task, config)
     if state.seq(task.row) != check.seq or state.is_done(task.row):
         return None  # a stale duplicate, or the row is finished
+    try:
+        config = _config(task, config)
+    except ReelgenError as exc:
+        state.finish(task.row, _failed(task, exc, check.ref).to_line())
+        return None
     journal = get_journal(config)
     if journal is None:
         raise JournalError("queued batches need the job journal: jobs.url must not be off")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,15 @@ def _region(value: str) -> str:
     return region
 
 
+def _variable_name(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    # Never echo the value: a key pasted here by mistake must not reach an error message.
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(
+            f"{attribute.name} must be the name of an environment variable (letters, digits, _), "
+            "not the key itself: export the key under that name"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class WanConfig:
     """Validated provider settings. Every field is documented in docs/providers/bailian_wan.md."""
@@ -92,6 +102,9 @@ class WanConfig:
     base_url: str | None = attrs.field(default=None, validator=_non_empty)
     workspace: str | None = attrs.field(default=None, validator=_non_empty)
     api_key_file: str | None = attrs.field(default=None, validator=_non_empty)
+    #: The environment variable holding the key (another account's key under its own name,
+    #: e.g. in `[accounts.studio-b]`); when it is unset, `api_key_file` is read.
+    api_key_env: str = attrs.field(default="DASHSCOPE_API_KEY", validator=_variable_name)
     #: Seconds one HTTP call may take before it counts as failed.
     request_timeout: float = attrs.field(default=60.0, validator=_positive)
     #: Start the bundled DashScope emulator in this process and talk to it.
@@ -153,9 +166,10 @@ def parse_config(config: Mapping[str, Any]) -> WanConfig:
 
 
 def load_api_key(config: WanConfig, environ: Mapping[str, str] | None = None) -> str:
-    """The API key: `DASHSCOPE_API_KEY`, else the `api_key_file`. Never logged or stored."""
+    """The API key: the `api_key_env` variable (`DASHSCOPE_API_KEY`), else the `api_key_file`.
+    Never logged or stored."""
     environ = os.environ if environ is None else environ
-    key = environ.get("DASHSCOPE_API_KEY", "").strip()
+    key = environ.get(config.api_key_env, "").strip()
     if key:
         return key
     if config.api_key_file is not None:
@@ -172,7 +186,7 @@ def load_api_key(config: WanConfig, environ: Mapping[str, str] | None = None) ->
             return key
         raise AuthenticationError(f"the DashScope API key file {str(path)!r} is empty", provider=PROVIDER)
     raise AuthenticationError(
-        "no DashScope API key: set DASHSCOPE_API_KEY, or name a file holding it in "
+        f"no DashScope API key: set {config.api_key_env}, or name a file holding it in "
         f"providers.{PROVIDER}.api_key_file (or set providers.{PROVIDER}.emulator = true to try the emulator)",
         provider=PROVIDER,
     )
