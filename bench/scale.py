@@ -126,7 +126,6 @@ def main() -> None:
 
     from reelgen.cluster.batchstate import BatchState
     from reelgen.cluster.queued import enqueue_tasks
-    from reelgen.cluster.tasks import send_row
     from reelgen.cluster.work import overdue_after, task_for
     from reelgen.config import load_config
     from reelgen.contract import VideoRequest
@@ -157,6 +156,9 @@ redis = "{redis_url}"
 requeue_after = 3
 [providers.bailian_wan]
 time_scale = {args.scale}
+# The local emulator answers in milliseconds: a create's timeout (and so how long an empty task
+# list takes to prove a killed worker's create never landed) on the same compressed clock.
+request_timeout = {max(5.0, 60.0 * args.scale)}
 base_url = "{accounts["a"].base_url}"
 [accounts.b]
 provider = "bailian_wan"
@@ -199,6 +201,8 @@ api_key_env = "BENCH_ACCOUNT_B_KEY"
         )
         for i in range(args.rows)
     ]
+    from reelgen.cluster.tasks import send_row  # configures the broker from REELGEN_CONFIG
+
     time.sleep(2.0)  # let the workers start (their start-up is not what this measures)
     started = time.monotonic()
     enqueue_tasks(config, tasks)

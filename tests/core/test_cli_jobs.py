@@ -320,9 +320,10 @@ def test_an_unresolved_unknown_blocks_the_same_request_until_force(
     code, _, err = run(capsys, *GENERATE, "--no-wait")
     assert code == 0, err
     monkeypatch.setenv("REELGEN_JOBS_URL", f"sqlite:///{workdir / 'jobs.db'}")
-    # Our create makes a task but its reply is lost: two unclaimed tasks could be it.
+    # Our create makes a task but its reply is lost: two unclaimed tasks could be it, and
+    # neither ends before the deadline (so neither can show whose prompt it ran).
     dashscope_emulator.script_faults("create_reply_5xx", times=1)
-    code, out, err = run(capsys, *GENERATE, "--json")
+    code, out, err = run(capsys, *GENERATE, "--json", "--deadline", "5")
     assert code == 4, err
     error = json.loads(out)["error"]
     assert error["type"] == "SubmissionUnknown" and error["resume"].startswith("reelgen jobs resume j-")

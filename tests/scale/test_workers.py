@@ -266,3 +266,48 @@ def test_a_worker_without_the_rows_account_fails_the_row_saying_so(tmp_path, red
     line = state_for(config, "b-1").done()["r1"]
     assert line["state"] == "failed" and "no account 'studio-z'" in line["message"], line
     assert emulator.counters()["tasks_created"] == 0
+
+
+def test_a_copy_of_a_check_while_another_step_drives_the_job_keeps_the_rows_check_number(
+    tmp_path, redis_url, emulator, monkeypatch
+):
+    # The follower sends a copy of an overdue row's check; if the row's job is being driven
+    # (a long reconciliation, a `jobs resume`), the copy must not move the row's check number
+    # on: the driver's own next step (or its "start the row over") would then be stale, and
+    # a row whose create was proved never made would fail instead of starting over.
+    import asyncio
+
+    from reelgen.cluster.queued import state_for
+    from reelgen.cluster.work import Check, Task, check_step, submit_step
+    from reelgen.config import load_config
+    from reelgen.journal import Owner, _process_start, get_journal
+
+    env, manifest = _setup(tmp_path, redis_url, emulator, rows=1)
+    sent = _batch(env, tmp_path, manifest, "--no-wait")
+    assert sent.returncode == 0, sent.stderr
+    monkeypatch.setenv("DASHSCOPE_API_KEY", API_KEY)
+    config = load_config(tmp_path / "reelgen.toml")
+    state = state_for(config, _batch_of(sent.stderr))
+    task = Task(
+        batch=state.batch,
+        row="shot-0",
+        provider="bailian_wan",
+        request={"prompt": "a lighthouse, take 0", "reference_image": str(tmp_path / "frame.jpg")},
+        line=1,
+    )
+    first = asyncio.run(submit_step(task, config))
+    assert isinstance(first, Check) and state.seq("shot-0") == 1
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        journal = get_journal(config)
+        assert journal is not None
+        entry = journal.get(first.ref)
+        assert entry is not None and entry.owner is None
+        other = Owner(host=Owner.current().host, pid=driver.pid, started=_process_start(driver.pid))
+        assert journal.adopt(entry.id, None, other) is not None  # another live process drives it now
+        again = asyncio.run(check_step(task, first, config))
+        assert isinstance(again, Check) and again.seq == 1, again
+        assert state.seq("shot-0") == 1  # the driver's step is still the live one
+    finally:
+        driver.kill()
+        driver.wait()

@@ -212,17 +212,79 @@ async def reconcile(job: JobCore, *, ambiguous: BaseException | None = None) -> 
             look -= 1
             continue
         if len(free) == 1 and not await _others_creating(job):
-            job._adopted = True
-            await created(job, free[0])
-            job.emit("attached", job_id=free[0].id, why="adopted")
+            await _adopt(job, free[0])
             return "adopted"
         if len(free) > 1 or look == _RECONCILE_LOOKS:
+            # Several tasks could be ours (e.g. a worker killed with two creates in flight):
+            # the one that echoes this request's prompt once it has ended is, if it is alone.
+            match = await _match_by_prompt(job, free, request)
+            if match is not None:
+                await _adopt(job, match)
+                return "adopted"
             break
         await job._sleep(min(1.0, max(0.0, job._remaining())))
     candidates = [j.task_id for j in free]
     why = str(ambiguous) if ambiguous is not None else (entry.error if entry is not None else None)
     await job._journal_update(state="unknown", error=why, candidates=candidates)
     raise _unknown_error(job, candidates, listed=found is not None, why=why)
+
+
+async def _adopt(job: JobCore, task: ProviderJob) -> None:
+    job._adopted = True
+    await created(job, task)
+    job.emit("attached", job_id=task.id, why="adopted")
+
+
+async def _match_by_prompt(job: JobCore, free: list[ProviderJob], request: VideoRequest | None) -> ProviderJob | None:
+    """The one candidate whose echoed prompt is this request's, once every candidate has ended.
+
+    None when that cannot be told: no prompt, no time left, a candidate that ended without
+    echoing its prompt (it could be ours), two that echo ours, or another journaled create
+    of the same prompt in flight (its task would echo the same)."""
+    if request is None or not request.prompt or job._remaining() <= 0:
+        return None
+    expected = _as_received(job, request.prompt).strip()
+    if await _others_creating(job, prompt=request.prompt):
+        return None
+    pending = list(free)
+    matches: list[ProviderJob] = []
+    attempt = 0
+    log.info("%s: %d tasks could be its; telling them apart by their prompts once they end", job.id, len(free))
+    while pending:
+        still: list[ProviderJob] = []
+        for candidate in pending:
+            try:
+                token = await job._throttle_query()
+                status = await counted(
+                    token, asyncio.wait_for(job.provider.poll(candidate), timeout=max(0.001, job._remaining()))
+                )
+            except (ProviderError, GenerationTimeout, asyncio.TimeoutError) as exc:
+                log.info("could not look at candidate %s for %s: %s", candidate.task_id, job.id, exc)
+                return None
+            if not status.terminal:
+                still.append(candidate)
+                continue
+            echoed = status.output.prompt if status.output is not None else None
+            if echoed is None:
+                if status.state == "succeeded":
+                    return None  # a video without its prompt: it could be ours
+                continue  # failed or cancelled: nothing to deliver
+            if echoed.strip() == expected:
+                matches.append(candidate)
+        if len(matches) > 1:
+            return None
+        pending = still
+        if pending:
+            first = pending[0]
+            delay = float(job.provider.poll_delay(first, attempt, time.time() - first.submitted_at))
+            if delay >= job._remaining():
+                return None
+            await job._sleep(max(0.05, delay))
+            attempt += 1
+    if len(matches) != 1 or job._journal is None:
+        return matches[0] if len(matches) == 1 else None
+    claimed = await asyncio.to_thread(job._journal.claimed, job.provider.name, [matches[0].task_id])
+    return None if claimed else matches[0]
 
 
 async def _list_candidates(job: JobCore, finder: Any, request: VideoRequest | None) -> list[ProviderJob] | None:
@@ -249,12 +311,13 @@ async def _list_candidates(job: JobCore, finder: Any, request: VideoRequest | No
     return found
 
 
-async def _others_creating(job: JobCore) -> bool:
+async def _others_creating(job: JobCore, *, prompt: str | None = None) -> bool:
     """Could another entry of this account own a task of the listed window?
 
     Every `submitting` or `unknown` entry that sent its create in the window counts,
     orphaned or not: a dead process's sent-but-never-journaled task is exactly the
-    ambiguous kind, and adopting it would deliver another request's video as ours."""
+    ambiguous kind, and adopting it would deliver another request's video as ours.
+    With `prompt`, only entries of that same prompt count (their tasks would echo it)."""
     if job._journal is None or job._entry is None:
         return False
     mine = job._entry
@@ -267,6 +330,7 @@ async def _others_creating(job: JobCore) -> bool:
         and other.provider == mine.provider
         and other.account == mine.account
         and not other.task_id
+        and (prompt is None or other.request.get("prompt") == prompt)
         for other in entries
     )
 

@@ -103,10 +103,11 @@ async def test_a_5xx_that_created_nothing_is_retried(dashscope_emulator, wide_ph
 
 @pytest.mark.dashscope_emulator(render_mode="still", queue_seconds=1000)
 async def test_two_candidates_stay_unknown_and_block_until_force(dashscope_emulator, wide_photo, tmp_path):
-    """Item 4: more than one unclaimed candidate: `unknown`, the candidates shown, no blind re-submit."""
+    """Item 4: more than one unclaimed candidate, and none tells itself apart (they echo the
+    same prompt): `unknown`, the candidates shown, no blind re-submit."""
     provider = provider_for(dashscope_emulator)
-    # A task made outside reelgen (another tool, the console) in the same window.
-    other = await provider.submit(request(wide_photo, prompt="made elsewhere"))
+    # A task made outside reelgen (another tool, the console) in the same window, same prompt.
+    other = await provider.submit(request(wide_photo, seed=7))
     dashscope_emulator.script_faults("create_reply_reset")
     config = make_config(tmp_path)
     with pytest.raises(SubmissionUnknown) as caught:
@@ -345,6 +346,7 @@ async def test_a_lone_candidate_is_not_adopted_while_another_create_is_in_flight
         submitted_at=now,
         sent_at=now,
         heartbeat=now,
+        request={"prompt": request(wide_photo).prompt},  # its task would echo our prompt too
     )
     journal = get_journal(config)
     journal.open(other)
@@ -352,6 +354,7 @@ async def test_a_lone_candidate_is_not_adopted_while_another_create_is_in_flight
     with pytest.raises(SubmissionUnknown) as caught:
         await reelgen.agenerate(request(wide_photo), provider, config=config)
     assert len(caught.value.candidates) == 1 and created(dashscope_emulator) == 1
+    assert caught.value.candidates[0] in {task["task_id"] for task in dashscope_emulator.tasks()}
     journal.update(other.id, state="failed")  # that create has answered
     result = await reelgen.resume(caught.value.job_id, config=config, provider=provider_for(dashscope_emulator)).wait()
     assert result.task_id == caught.value.candidates[0] and created(dashscope_emulator) == 1
@@ -684,3 +687,19 @@ async def test_a_job_whose_live_owner_stopped_driving_it_is_adopted(dashscope_em
     assert result.task_id == made.task_id and created(dashscope_emulator) == 1
     assert get_journal(config).get(entry.id).state == "succeeded"
     assert any(e.kind == "attached" and e.data["why"] == "adopted" for e in events)
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", time_scale=0.01)
+async def test_of_several_candidates_the_one_that_echoes_our_prompt_is_adopted(
+    dashscope_emulator, wide_photo, tmp_path
+):
+    """Item 4: a worker killed with two creates in flight leaves two candidates for each of its
+    entries; once the tasks end, each echoes its prompt, and exactly one matches ours."""
+    provider = provider_for(dashscope_emulator)
+    other = await provider.submit(request(wide_photo, prompt="a different shot, made elsewhere"))
+    dashscope_emulator.script_faults("create_reply_reset")
+    config = make_config(tmp_path)
+    result = await reelgen.agenerate(request(wide_photo), provider, config=config)
+    assert result.task_id != other.task_id and created(dashscope_emulator) == 2  # nothing paid twice
+    entry = get_journal(config).get(f"bailian_wan:{result.task_id}")
+    assert entry is not None and entry.state == "succeeded"

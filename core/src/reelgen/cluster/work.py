@@ -21,6 +21,7 @@ to the end.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,9 @@ _CLAIM_MARGIN = 20.0
 MAX_RESTARTS = 5
 #: The least time past due before a follower re-sends a row's step (seconds).
 _OVERDUE_FLOOR = 30.0
+#: Rows (batch, row) whose check runs in this process now.
+_STEPPING: set[tuple[str, str]] = set()
+_STEPPING_LOCK = threading.Lock()
 
 
 @attrs.frozen(kw_only=True)
@@ -330,10 +334,7 @@ async def check_step(
     frees it when it sees the task end, before the download, so the next row starts while
     this one's video is downloaded and stored.
     """
-    from .._pipeline import resume
-    from .._registry import get_provider
-    from ..errors import ProviderFailed, ReelgenError, TransientError
-    from ..journal import JournalError, Owner, get_journal
+    from ..errors import ReelgenError
 
     state = _state(task, config)
     if state.seq(task.row) != check.seq or state.is_done(task.row):
@@ -343,6 +344,36 @@ async def check_step(
     except ReelgenError as exc:
         state.finish(task.row, _failed(task, exc, check.ref).to_line())
         return None
+    # A copy of this check (a redelivery, or one the follower sent again) already running in
+    # this process shares its journal owner, so the journal cannot tell them apart: this one
+    # waits its turn. The copies keep the check number: only the step that drives the job
+    # moves it on (or starts the row over), so a copy never makes the driver's step stale.
+    key = (task.batch, task.row)
+    with _STEPPING_LOCK:
+        driving = key not in _STEPPING
+        _STEPPING.add(key)
+    if not driving:
+        return _later(check, delay=max(1.0, check.delay))
+    try:
+        return await _check_driving(task, check, config, state, wake)
+    finally:
+        with _STEPPING_LOCK:
+            _STEPPING.discard(key)
+
+
+async def _check_driving(
+    task: Task,
+    check: Check,
+    config: Config,
+    state: BatchState,
+    wake: Callable[[dict[str, Any]], None] | None,
+) -> Check | Resubmit | Wake | None:
+    """`check_step` once no other step of the row runs in this process."""
+    from .._pipeline import resume
+    from .._registry import get_provider
+    from ..errors import ProviderFailed, ReelgenError, TransientError
+    from ..journal import JournalError, Owner, get_journal
+
     journal = get_journal(config)
     if journal is None:
         raise JournalError("queued batches need the job journal: jobs.url must not be off")
@@ -358,8 +389,9 @@ async def check_step(
         return None
     busy = entry.owner is not None and entry.owner != me and not entry.orphaned()
     if busy or journal.adopt(entry.id, entry.owner, me) is None:
-        # Someone alive drives it (a `jobs resume`, or a duplicate won the adoption): look later.
-        return _again(state, task, check, delay=max(1.0, check.delay))
+        # Someone alive drives it (a `jobs resume`, or a copy of this check won the adoption):
+        # look later, keeping the check number (the driver's step moves it on).
+        return _later(check, delay=max(1.0, check.delay))
     woke = False
 
     def observe(event: Event) -> None:
@@ -413,6 +445,11 @@ async def _hand_back(entry: JournalEntry, seen: str, provider: Provider, config:
     journal.update(entry.id, expect_owner=Owner.current(), **changes)
     if entry.job_id is not None:
         await get_governor(config).renew_job(account_for(provider), entry.job_id)
+
+
+def _later(check: Check, *, delay: float) -> Check:
+    """The same check again in `delay` seconds (another step drives the job meanwhile)."""
+    return Check(ref=check.ref, seq=check.seq, attempt=check.attempt, delay=delay)
 
 
 def _again(state: BatchState, task: Task, check: Check, *, delay: float) -> Check | None:
