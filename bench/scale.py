@@ -112,6 +112,30 @@ def _explain(redis_url: str, namespace: str, prompt: str, emulator: Any) -> None
             print("   ", {k: data.get(k) for k in keep})
 
 
+def _timeline(emulator: Any, scale: float) -> str:
+    """Where an account's time went, in real seconds: from the first create to the last task's
+    end, the tasks' own time at the service (queued + running), and the gaps between one
+    task's end and the create that took its slot (ordered by time, slot by slot)."""
+    import datetime
+
+    def at(text: str) -> float:
+        return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+
+    spans = sorted((at(t["submit_time"]), at(t["end_time"])) for t in emulator.tasks() if t["end_time"])
+    if not spans:
+        return "no task ended"
+    first, last = spans[0][0], max(end for _, end in spans)
+    ends = sorted(end for _, end in spans)
+    creates = sorted(start for start, _ in spans)[LIMIT:]  # each create after the first wave reuses a slot
+    gaps = sorted(create - end for create, end in zip(creates, ends, strict=False))
+    busy = sum(end - start for start, end in spans) / LIMIT
+    median = gaps[len(gaps) // 2] if gaps else 0.0
+    return (
+        f"first create to last end {last - first:.1f} s, of which the tasks' own time {busy:.1f} s per slot; "
+        f"slot hand-over median {median:.2f} s, max {max(gaps, default=0.0):.2f} s"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=60)
@@ -262,6 +286,7 @@ api_key_env = "BENCH_ACCOUNT_B_KEY"
         for row, count in zip(rows, per_row, strict=True):
             if count != 1:  # say what happened to it (never expected: a create too many is money)
                 _explain(redis_url, config.cluster.namespace, str(row.request["prompt"]), emulator)
+        print(f"  {_timeline(emulator, args.scale)}")
     succeeded = [line for line in done.values() if line.get("state") == "succeeded"]
     print(f"rows lost (no stored video): {args.rows - len(succeeded)}")
     print(f"rows whose lost step the follower sent again (overdue by {overdue_after(config):.0f} s): {len(resent)}")

@@ -51,7 +51,22 @@ def _broker() -> RedisBroker:
     )
 
 
+#: How long an idle worker's consumer waits between looks at its queue, at most (milliseconds).
+#: Dramatiq's default (1 s) adds up to a second to every step of a row (submit, each check,
+#: the next row's wake), waves after waves; looking every 0.1 s costs Redis ten cheap calls
+#: a second per consumer.
+IDLE_POLL_MS = 100
+
+
+class _QuickConsumers(dramatiq.Middleware):
+    """Sets the worker's idle poll before its consumers start (the dramatiq CLI has no flag for it)."""
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        worker.worker_timeout = IDLE_POLL_MS
+
+
 broker = _broker()
+broker.add_middleware(_QuickConsumers())
 dramatiq.set_broker(broker)
 
 _config = load_config()
