@@ -116,11 +116,21 @@ async def deliver(d: Delivery, output: ProviderOutput) -> VideoResult:
 
 
 def _failed(d: Delivery, output: ProviderOutput, exc: BaseException) -> DeliveryFailed:
+    from .download import URL_GONE
+
     ref = d.job.id
-    valid = f"until {output.expires_at}" if output.expires_at else "while the provider keeps it"
+    expiry = _expiry(output.expires_at)
+    if getattr(exc, "status_code", None) in URL_GONE or (expiry is not None and expiry <= 0):
+        stated = f" (its stated expiry: {output.expires_at})" if output.expires_at else ""
+        where = (
+            f"The provider's URL no longer answers{stated}, so the video cannot be fetched from it again; "
+            f"`{resume_hint(ref)}` asks the provider for the job afresh (a new URL if it still has one)"
+        )
+    else:
+        valid = f"until {output.expires_at}" if output.expires_at else "while the provider keeps it"
+        where = f"The provider's URL stays valid {valid}: finish it with `{resume_hint(ref)}`"
     return DeliveryFailed(
-        f"job {ref} finished at {d.provider.name} (and is billed) but the video could not be delivered: {exc}. "
-        f"The provider's URL stays valid {valid}: finish it with `{resume_hint(ref)}`",
+        f"job {ref} finished at {d.provider.name} (and is billed) but the video could not be delivered: {exc}. {where}",
         job_id=ref,
     )
 

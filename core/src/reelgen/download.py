@@ -77,10 +77,12 @@ def download_video(
             if response.status_code in (408, 429) or response.status_code >= 500:
                 raise TransientError(f"download answered HTTP {response.status_code}", status_code=response.status_code)
             if response.status_code != 200:
-                raise StorageError(
+                refused = StorageError(
                     f"cannot download the video: HTTP {response.status_code} from {_safe(url)}"
-                    + (" (the provider's URL may have expired)" if response.status_code in (403, 404, 410) else "")
+                    + (" (the provider's URL may have expired)" if response.status_code in URL_GONE else "")
                 )
+                refused.status_code = response.status_code  # type: ignore[attr-defined]
+                raise refused
             declared = response.headers.get("content-length")
             total = int(declared) if declared and declared.isdigit() else None
             if total is not None and total > max_bytes:
@@ -148,6 +150,10 @@ def _copy_local(
         path.unlink(missing_ok=True)
         raise
     return VideoSource(path=path, sha256=digest.hexdigest(), bytes=received, key=key)
+
+
+#: Download answers that mean the provider's URL is gone (expired, possibly before its stated time).
+URL_GONE = (403, 404, 410)
 
 
 def _safe(url: str) -> str:

@@ -703,3 +703,18 @@ async def test_of_several_candidates_the_one_that_echoes_our_prompt_is_adopted(
     assert result.task_id != other.task_id and created(dashscope_emulator) == 2  # nothing paid twice
     entry = get_journal(config).get(f"bailian_wan:{result.task_id}")
     assert entry is not None and entry.state == "succeeded"
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", faults=Faults(early_expiry=1.0))
+async def test_a_url_that_expired_early_is_not_called_valid_in_the_delivery_failure(
+    dashscope_emulator, wide_photo, tmp_path
+):
+    """Item 9: the provider's URL answers 403 before its stated expiry: the error must not say it
+    stays valid (the stated time is still in the future), and still name the way to resume."""
+    config = make_config(tmp_path)
+    with pytest.raises(DeliveryFailed) as caught:
+        await reelgen.agenerate(request(wide_photo), provider_for(dashscope_emulator), config=config)
+    message = str(caught.value)
+    assert "HTTP 403" in message and "no longer answers" in message and "stays valid" not in message
+    assert f"reelgen jobs resume {caught.value.job_id}" in message
+    assert get_journal(config).get(caught.value.job_id).state == "delivery_failed"
