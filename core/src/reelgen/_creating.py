@@ -232,6 +232,7 @@ async def reconcile(job: JobCore, *, ambiguous: BaseException | None = None) -> 
 async def _adopt(job: JobCore, task: ProviderJob) -> None:
     job._adopted = True
     await created(job, task)
+    await job._journal_update(adopted=True)
     job.emit("attached", job_id=task.id, why="adopted")
 
 
@@ -359,7 +360,9 @@ async def verify_adopted(job: JobCore, output: ProviderOutput) -> None:
     log.warning("%s: %s", job.id, why)
     job._adopted = False
     job.provider_job = None
-    await job._journal_update(loud=True, state="unknown", task_id=None, job=None, error=why, candidates=[pj.task_id])
+    await job._journal_update(
+        loud=True, state="unknown", task_id=None, job=None, error=why, candidates=[pj.task_id], adopted=False
+    )
     raise _unknown_error(job, [pj.task_id], listed=True, why=why)
 
 

@@ -73,6 +73,7 @@ async def recover(job: JobCore) -> None:
         raise entry_error(entry, job.provider.name)
     if entry.job is not None:
         job.provider_job = job_from_record(entry.job)
+        job._adopted = entry.adopted  # taken from the task list: its prompt is still to be checked
         await job._journal_update(owner=job._owner, heartbeat=time.time(), error=None)
         if entry.state in ("delivering", "delivery_failed"):
             job.emit("attached", job_id=entry.ref, why="delivery")

@@ -236,6 +236,9 @@ class JournalEntry:
     error: str | None = None
     #: For `unknown`: task ids the provider's task list showed as possible matches.
     candidates: list[str] = attrs.field(factory=list)
+    #: The task was adopted from the provider's task list (not named by our create's reply):
+    #: its echoed prompt is checked before its video is delivered, in whichever process.
+    adopted: bool = False
     #: Billed usage the provider reported (e.g. {"duration": 5}).
     usage: dict[str, Any] = attrs.field(factory=dict)
 

@@ -718,3 +718,43 @@ async def test_a_url_that_expired_early_is_not_called_valid_in_the_delivery_fail
     assert "HTTP 403" in message and "no longer answers" in message and "stays valid" not in message
     assert f"reelgen jobs resume {caught.value.job_id}" in message
     assert get_journal(config).get(caught.value.job_id).state == "delivery_failed"
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", time_scale=0.01)
+async def test_an_adopted_task_is_still_checked_by_the_process_that_resumes_it(
+    dashscope_emulator, wide_photo, tmp_path
+):
+    """Item 4: the task an entry adopted from the task list is checked against the request's
+    prompt before delivery, also when another process (after a crash) resumes the entry."""
+    import time
+
+    from reelgen._jobcore import job_record
+    from reelgen.governor import account_for
+    from reelgen.journal import JournalEntry, new_entry_id
+
+    config = make_config(tmp_path)
+    provider = provider_for(dashscope_emulator)
+    theirs = await provider.submit(request(wide_photo, prompt="somebody else's shot"))
+    now = time.time()
+    ours = request(wide_photo)
+    entry = JournalEntry(
+        id=new_entry_id(),
+        provider="bailian_wan",
+        model=provider.capabilities.model,
+        key=reelgen.request_key(ours, provider),
+        state="queued",
+        request={"prompt": ours.prompt},
+        account=account_for(provider).id,
+        submitted_at=now,
+        sent_at=now,
+        updated_at=now,
+        heartbeat=now,
+        task_id=theirs.task_id,
+        job=job_record(theirs),
+        adopted=True,  # as a process that died after adopting it left it
+    )
+    journal = get_journal(config)
+    journal.open(entry)
+    with pytest.raises(SubmissionUnknown, match="ran another prompt"):
+        await reelgen.resume(entry.id, config=config, provider=provider_for(dashscope_emulator)).wait()
+    assert get_journal(config).get(entry.id).state == "unknown" and not list((tmp_path / "videos").glob("*.mp4"))
