@@ -84,3 +84,32 @@ def test_without_redis_the_plugin_passes(config, tmp_path, mp4_bytes):
     assert plugin.reelgen_governor(config=config) is None
     assert plugin.reelgen_journal(config=config) is None
     assert config.storage == StorageConfig(url=config.storage.url)
+
+
+def test_cache_list_and_clear_show_and_forget_the_shared_entries(config, redis_url, tmp_path, mp4_bytes, monkeypatch):
+    import json as json_
+
+    from click.testing import CliRunner
+
+    from reelgen.cli import cli as main
+
+    pm = get_plugin_manager()
+    shared = _with_redis(config, redis_url)
+    result = _stored(tmp_path, mp4_bytes)
+    pm.hook.reelgen_cache_put(
+        key="k1", request=reelgen.VideoRequest(prompt="made on machine one"), result=result, config=shared
+    )
+    # This machine's own SQLite cache is elsewhere and empty: what is listed is Redis's.
+    monkeypatch.setenv("REELGEN_CACHE_URL", f"sqlite:///{tmp_path / 'this-machine.db'}")
+    monkeypatch.setenv("REELGEN_REDIS_URL", redis_url)
+    runner = CliRunner()
+    listed = runner.invoke(main, ["cache", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json_.loads(listed.output)
+    assert row["key"] == "k1" and row["prompt"] == "made on machine one"
+    cleared = runner.invoke(main, ["cache", "clear", "--yes"])
+    assert cleared.exit_code == 0, cleared.output
+    from reelgen.cluster.cache import cache_get
+
+    assert cache_get(redis_url, "reelgen", "k1") is None
+    assert runner.invoke(main, ["cache", "list"]).output.strip() == "the cache is empty"

@@ -29,9 +29,18 @@ def _store(as_json: bool = False) -> CacheStore:
     from ..errors import ConfigError, ReelgenError
 
     try:
-        config = load_config().cache
+        loaded = load_config()
+        config = loaded.cache
         if is_disabled(config.url):
             raise ConfigError(f"the cache is disabled (cache.url = {config.url!r})")
+        if loaded.cluster.enabled:  # shared through Redis: every machine's entries
+            from ..cluster import client_for, redis_settings
+            from ..cluster.cache import RedisCache
+
+            settings = redis_settings(loaded)
+            assert settings is not None
+            client_for(settings[0])  # down: a clear error
+            return RedisCache(*settings)  # type: ignore[return-value]
         return open_cache(config.url)
     except ReelgenError as exc:
         fail(exc, as_json=as_json)
