@@ -185,26 +185,8 @@ def test_a_row_whose_next_step_was_never_sent_is_sent_again_by_the_follower(tmp_
     # leaves the row with no message: the redelivered step is stale (its number is old) and
     # drops itself. Played here without a kill: the row's submit runs in this process and
     # its follow-up check is never sent; then a worker takes the original submit message.
-    import asyncio
-
-    from reelgen.cluster.queued import state_for
-    from reelgen.cluster.work import Task, submit_step
-    from reelgen.config import load_config
-
     env, manifest = _setup(tmp_path, redis_url, emulator, rows=2)
-    sent = _batch(env, tmp_path, manifest, "--no-wait")
-    assert sent.returncode == 0 and "2 row(s) sent" in sent.stderr, sent.stderr
-    monkeypatch.setenv("DASHSCOPE_API_KEY", API_KEY)
-    config = load_config(tmp_path / "reelgen.toml")
-    state = state_for(config, _batch_of(sent.stderr))
-    task = Task(
-        batch=state.batch,
-        row="shot-1",
-        provider="bailian_wan",
-        request={"prompt": "a lighthouse, take 1", "reference_image": str(tmp_path / "frame.jpg")},
-        line=2,
-    )
-    following = asyncio.run(submit_step(task, config))
+    _, _, following = _submitted_here(env, tmp_path, manifest, monkeypatch, row=1)
     assert following is not None and following.seq == 1  # ... and it is never sent
     worker = _workers(env, tmp_path)
     try:
@@ -216,6 +198,29 @@ def test_a_row_whose_next_step_was_never_sent_is_sent_again_by_the_follower(tmp_
     assert sorted(line["id"] for line in _results(manifest)) == ["shot-0", "shot-1"]
     assert all(line["state"] == "succeeded" for line in _results(manifest))
     assert emulator.counters()["tasks_created"] == 2  # sending it again created nothing
+
+
+def _submitted_here(env, tmp_path, manifest, monkeypatch, *, row: int):
+    """Send the manifest's rows (no worker yet), then run row `row`'s submit step in this process.
+
+    Returns (config, task, the step's answer): the follow-up it asks for is not sent."""
+    import asyncio
+
+    from reelgen.cluster.work import Task, submit_step
+    from reelgen.config import load_config
+
+    sent = _batch(env, tmp_path, manifest, "--no-wait")
+    assert sent.returncode == 0 and "row(s) sent" in sent.stderr, sent.stderr
+    monkeypatch.setenv("DASHSCOPE_API_KEY", API_KEY)
+    config = load_config(tmp_path / "reelgen.toml")
+    task = Task(
+        batch=_batch_of(sent.stderr),
+        row=f"shot-{row}",
+        provider="bailian_wan",
+        request={"prompt": f"a lighthouse, take {row}", "reference_image": str(tmp_path / "frame.jpg")},
+        line=row + 1,
+    )
+    return config, task, asyncio.run(submit_step(task, config))
 
 
 def _batch_of(stderr: str) -> str:
@@ -278,24 +283,12 @@ def test_a_copy_of_a_check_while_another_step_drives_the_job_keeps_the_rows_chec
     import asyncio
 
     from reelgen.cluster.queued import state_for
-    from reelgen.cluster.work import Check, Task, check_step, submit_step
-    from reelgen.config import load_config
+    from reelgen.cluster.work import Check, check_step
     from reelgen.journal import Owner, _process_start, get_journal
 
     env, manifest = _setup(tmp_path, redis_url, emulator, rows=1)
-    sent = _batch(env, tmp_path, manifest, "--no-wait")
-    assert sent.returncode == 0, sent.stderr
-    monkeypatch.setenv("DASHSCOPE_API_KEY", API_KEY)
-    config = load_config(tmp_path / "reelgen.toml")
-    state = state_for(config, _batch_of(sent.stderr))
-    task = Task(
-        batch=state.batch,
-        row="shot-0",
-        provider="bailian_wan",
-        request={"prompt": "a lighthouse, take 0", "reference_image": str(tmp_path / "frame.jpg")},
-        line=1,
-    )
-    first = asyncio.run(submit_step(task, config))
+    config, task, first = _submitted_here(env, tmp_path, manifest, monkeypatch, row=0)
+    state = state_for(config, task.batch)
     assert isinstance(first, Check) and state.seq("shot-0") == 1
     driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
