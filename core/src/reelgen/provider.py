@@ -212,5 +212,9 @@ class BaseProvider(Generic[C]):
         """`poll_interval`, doubling with each look, never more than `poll_interval_max`."""
         return float(min(self.poll_interval_max, self.poll_interval * 2.0 ** min(max(attempt, 0), 32)))
 
+    def warm_up(self) -> None:
+        """Import what the first call would (a heavy SDK): `reelgen worker` calls it once per
+        worker process at boot, so no row pays for it. Nothing by default."""
+
     async def aclose(self) -> None:
         """Nothing to release."""

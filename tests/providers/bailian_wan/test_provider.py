@@ -131,3 +131,16 @@ def test_importing_the_provider_does_not_import_the_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_warm_up_imports_the_sdk_that_building_the_provider_did_not() -> None:
+    # `reelgen worker` calls warm_up() once per process as it boots: the first row's submit
+    # then does not pay the SDK's import (about 0.6 s).
+    import subprocess
+
+    code = (
+        "import sys, reelgen_bailian_wan as r; p = r.create_provider({}); "
+        "before = 'dashscope' in sys.modules; p.warm_up(); print(before, 'dashscope' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]

@@ -64,6 +64,28 @@ class _QuickConsumers(dramatiq.Middleware):
     def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         worker.worker_timeout = IDLE_POLL_MS
 
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        import threading
+
+        threading.Thread(target=_warm_up, name="reelgen-warm-up", daemon=True).start()
+
+
+def _warm_up() -> None:
+    """Build the configured providers (the default and every account) and let them import their
+    SDKs, so the first row of each worker process does not pay for it. Best effort."""
+    from .._registry import get_provider, provider_for_row
+
+    config = load_config()
+    try:
+        providers = [get_provider(None, config=config)] if config.provider else []
+        providers += [provider_for_row(None, name, config=config) for name in sorted(config.accounts)]
+        for provider in providers:
+            warm = getattr(provider, "warm_up", None)
+            if callable(warm):
+                warm()
+    except Exception:  # a row will say what is wrong, with its context
+        log.info("could not warm up the configured providers", exc_info=True)
+
 
 broker = _broker()
 broker.add_middleware(_QuickConsumers())
