@@ -4,8 +4,7 @@ No step holds a worker for long: `submit_step` creates the job (through the jour
 a redelivered submit attaches to or adopts the job its first delivery created, and never
 pays twice), gives the job back to the fleet (its journal owner is cleared; its governor
 permit stays, bound to the job) and asks for a check. `check_step` adopts the job
-(compare-and-set in the journal), asks the provider once (again in the same step when
-the next look is due within a second, for at most 5 s), and either gives it back with
+(compare-and-set in the journal), asks the provider once, and either gives it back with
 the next check's delay (renewing the permit's lease) or, once it has ended, collects it
 (download, store, cache: seconds) and records the row's outcome line.
 
@@ -21,7 +20,6 @@ to the end.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -55,10 +53,6 @@ _MIN_CHECK = 0.25
 _CLAIM_MARGIN = 20.0
 #: How often a row may start over after its job was proved never created (its worker died before the create).
 MAX_RESTARTS = 5
-#: A next look due within this many seconds is taken in the same step (no message hop) ...
-_INLINE_LOOK = 1.0
-#: ... for at most this long per step, so no step holds a worker thread for long.
-_INLINE_BUDGET = 5.0
 #: The least time past due before a follower re-sends a row's step (seconds).
 _OVERDUE_FLOOR = 30.0
 #: Rows (batch, row) whose check runs in this process now.
@@ -418,23 +412,9 @@ async def _check_driving(
                 log.info("check of %s failed transiently (%s); looking again later", entry.ref, exc)
                 await _hand_back(entry, entry.state, provider, config)
                 return _again(state, task, check, delay=max(2.0, getattr(exc, "retry_after", None) or 0.0))
-            attempt = check.attempt + 1
-            delay = _next_delay(provider, config, entry.id, attempt)
-            waited = 0.0
-            # A look due within a moment (the provider's schedule is densest near the predicted
-            # end) is taken here: a delayed message would add the queue's own hops to it.
-            while status.state in ("queued", "running") and delay <= _INLINE_LOOK and waited + delay <= _INLINE_BUDGET:
-                await asyncio.sleep(delay)
-                waited += delay
-                try:
-                    status = await job.status()
-                except TransientError:
-                    break  # handed back below, and looked at again later
-                attempt += 1
-                delay = _next_delay(provider, config, entry.id, attempt)
             if status.state in ("queued", "running"):
                 await _hand_back(entry, status.state, provider, config)
-                return _again(state, task, check, delay=delay, attempt=attempt)
+                return _again(state, task, check, delay=_next_delay(provider, config, entry.id, check.attempt + 1))
         result = await job.wait()  # ended (or never named: the pipeline's own recovery)
     except ProviderFailed as exc:
         # Its worker died before the create went out, and the provider's task list shows no
@@ -472,9 +452,7 @@ def _later(check: Check, *, delay: float) -> Check:
     return Check(ref=check.ref, seq=check.seq, attempt=check.attempt, delay=delay)
 
 
-def _again(state: BatchState, task: Task, check: Check, *, delay: float, attempt: int | None = None) -> Check | None:
+def _again(state: BatchState, task: Task, check: Check, *, delay: float) -> Check | None:
     if not state.advance(task.row, check.seq):
         return None
-    return Check(
-        ref=check.ref, seq=check.seq + 1, attempt=check.attempt + 1 if attempt is None else attempt, delay=delay
-    )
+    return Check(ref=check.ref, seq=check.seq + 1, attempt=check.attempt + 1, delay=delay)
