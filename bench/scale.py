@@ -251,7 +251,7 @@ api_key_env = "BENCH_ACCOUNT_B_KEY"
                 swept = time.monotonic()
                 for row in state.overdue([t.row for t in tasks], time.time()):
                     resent.append(row)
-                    send_row(by_row[row], seq=state.seq(row), ref=state.job(row))
+                    send_row(by_row[row], config, seq=state.seq(row), ref=state.job(row))
             current = state.done()
             if len(current) > len(done):
                 finished_at = time.monotonic()

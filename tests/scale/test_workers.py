@@ -107,6 +107,17 @@ def _batch(env: dict[str, str], cwd: Path, manifest: Path, *flags: str) -> subpr
     )
 
 
+def _batch_on_workers(
+    env: dict[str, str], cwd: Path, manifest: Path, *, processes: int = 1
+) -> subprocess.CompletedProcess[str]:
+    """`reelgen batch MANIFEST --queue` while `reelgen worker` runs (stopped afterwards)."""
+    worker = _workers(env, cwd, processes=processes)
+    try:
+        return _batch(env, cwd, manifest)
+    finally:
+        _stop(worker)
+
+
 def _results(manifest: Path) -> list[dict[str, object]]:
     path = manifest.with_name(manifest.stem + ".results.jsonl")
     return [json.loads(line) for line in path.read_text().splitlines()]
@@ -122,11 +133,7 @@ def _created_per_prompt(emulator: DashScopeEmulator) -> dict[str, int]:
 
 def test_a_queued_batch_runs_on_workers_and_completes_its_results_file(tmp_path, redis_url, emulator):
     env, manifest = _setup(tmp_path, redis_url, emulator, rows=6)
-    worker = _workers(env, tmp_path, processes=2)
-    try:
-        done = _batch(env, tmp_path, manifest)
-    finally:
-        _stop(worker)
+    done = _batch_on_workers(env, tmp_path, manifest, processes=2)
     assert done.returncode == 0, done.stderr
     lines = _results(manifest)
     assert sorted(line["id"] for line in lines) == [f"shot-{i}" for i in range(6)]  # each row once
@@ -144,11 +151,7 @@ def test_no_wait_returns_after_sending_and_a_second_run_follows(tmp_path, redis_
     sent = _batch(env, tmp_path, manifest, "--no-wait")
     assert sent.returncode == 0 and "3 row(s) sent" in sent.stderr
     assert emulator.counters()["tasks_created"] == 0  # nobody is working yet
-    worker = _workers(env, tmp_path)
-    try:
-        followed = _batch(env, tmp_path, manifest)
-    finally:
-        _stop(worker)
+    followed = _batch_on_workers(env, tmp_path, manifest)
     assert followed.returncode == 0 and "0 row(s) sent" in followed.stderr, followed.stderr
     assert sorted(line["id"] for line in _results(manifest)) == ["shot-0", "shot-1", "shot-2"]
     assert emulator.counters()["tasks_created"] == 3
@@ -188,11 +191,7 @@ def test_a_row_whose_next_step_was_never_sent_is_sent_again_by_the_follower(tmp_
     env, manifest = _setup(tmp_path, redis_url, emulator, rows=2)
     _, _, following = _submitted_here(env, tmp_path, manifest, monkeypatch, row=1)
     assert following is not None and following.seq == 1  # ... and it is never sent
-    worker = _workers(env, tmp_path)
-    try:
-        done = _batch(env, tmp_path, manifest)
-    finally:
-        _stop(worker)
+    done = _batch_on_workers(env, tmp_path, manifest)
     assert done.returncode == 0, done.stderr
     assert "row shot-1: its next step is overdue" in done.stderr
     assert sorted(line["id"] for line in _results(manifest)) == ["shot-0", "shot-1"]
@@ -244,11 +243,7 @@ def test_rows_of_two_accounts_run_on_workers_each_with_its_own_key(tmp_path, red
             if number % 2:
                 row["account"] = "studio-b"
         manifest.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-        worker = _workers(env, tmp_path)
-        try:
-            done = _batch(env, tmp_path, manifest)
-        finally:
-            _stop(worker)
+        done = _batch_on_workers(env, tmp_path, manifest)
         assert done.returncode == 0, done.stderr
         assert all(line["state"] == "succeeded" for line in _results(manifest))
         assert _created_per_prompt(emulator) == {"a lighthouse, take 0": 1, "a lighthouse, take 2": 1}

@@ -282,9 +282,11 @@ async def _match_by_prompt(job: JobCore, free: list[ProviderJob], request: Video
                 return None
             await job._sleep(max(0.05, delay))
             attempt += 1
-    if len(matches) != 1 or job._journal is None:
-        return matches[0] if len(matches) == 1 else None
-    claimed = await asyncio.to_thread(job._journal.claimed, job.provider.name, [matches[0].task_id])
+    if len(matches) != 1:
+        return None
+    claimed: set[str] = set()
+    if job._journal is not None:  # another entry may have named it meanwhile
+        claimed = await asyncio.to_thread(job._journal.claimed, job.provider.name, [matches[0].task_id])
     return None if claimed else matches[0]
 
 

@@ -139,19 +139,28 @@ def validate_ref(ref: str) -> str:
     return ref
 
 
-def _process_start(pid: int) -> float | None:
-    """When `pid` started, in clock ticks since boot (Linux), or None where unknown."""
+def _stat(pid: int) -> list[bytes] | None:
+    """`/proc/PID/stat` from field 3 (state) on, or None where there is none (not Linux, gone)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
     except OSError:
         return None
-    # Field 22; the command name (field 2) may hold spaces and parentheses, so split after it.
-    fields = stat[stat.rfind(b")") + 2 :].split()
+    # The command name (field 2) may hold spaces and parentheses, so split after it.
+    return stat[stat.rfind(b")") + 2 :].split()
+
+
+def _start_of(fields: list[bytes] | None) -> float | None:
+    """Field 22, the start time in clock ticks since boot."""
     try:
-        return float(fields[19])
+        return float(fields[19]) if fields is not None else None
     except (IndexError, ValueError):
         return None
+
+
+def _process_start(pid: int) -> float | None:
+    """When `pid` started, in clock ticks since boot (Linux), or None where unknown."""
+    return _start_of(_stat(pid))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -163,19 +172,7 @@ def _pid_alive(pid: int) -> bool:
         return True
     except OSError:
         return False
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """A process killed but not yet reaped (its parent died too, and nothing reaps orphans):
-    signals still reach the pid, yet it will never drive a job again (Linux; False elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return False
-    state = stat[stat.rfind(b")") + 2 :][:1]
-    return state in (b"Z", b"X")
+    return True
 
 
 @attrs.frozen(kw_only=True)
@@ -198,9 +195,12 @@ class Owner:
             return ((now if now is not None else time.time()) - heartbeat) < STALE_AFTER
         if not _pid_alive(self.pid):
             return False
-        if self.started is None:
-            return True
-        return _process_start(self.pid) == self.started
+        fields = _stat(self.pid)
+        if fields and fields[0] in (b"Z", b"X"):
+            # Killed but not yet reaped (its parent died too, and nothing reaps orphans):
+            # signals still reach the pid, yet it will never drive a job again.
+            return False
+        return self.started is None or _start_of(fields) == self.started
 
 
 @attrs.frozen(kw_only=True)

@@ -134,7 +134,7 @@ def run_queued(plan: BatchPlan, config: Config, results: Path, *, manifest: Path
             f"[{done}/{len(rows)}] row {row}: its next step is overdue (its messages were lost); sent again", err=True
         )
 
-    resend = resender(plan, state, on_resend=on_resend)
+    resend = resender(plan, state, config, on_resend=on_resend)
     try:
         while not follow(state, out, rows, on_line=on_line, timeout=_HEARTBEAT, resend=resend):
             if time.monotonic() - last >= _HEARTBEAT:

@@ -36,14 +36,13 @@ def batch_id(results: Path) -> str:
 
 
 def state_for(config: Config, batch: str) -> BatchState:
-    from ._redis import RedisUnavailable, client_for, redis_settings
-    from .batchstate import BatchState
+    """`work.state_of`, once Redis has answered: a Redis that is down is a clear error before anything is sent."""
+    from ._redis import client_for
+    from .work import state_of
 
-    settings = redis_settings(config)
-    if settings is None:
-        raise RedisUnavailable("--queue needs a Redis: set REELGEN_REDIS_URL or [cluster] redis = 'redis://...'")
-    client_for(settings[0])  # down: a clear error before anything is sent
-    return BatchState(settings[0], settings[1], batch)
+    state = state_of(config, batch)
+    client_for(state.url)
+    return state
 
 
 def enqueue_tasks(config: Config, tasks: Iterable[Task]) -> int:
@@ -57,7 +56,7 @@ def enqueue_tasks(config: Config, tasks: Iterable[Task]) -> int:
         if not state.mark_sent(task.row):
             continue
         try:
-            enqueue_task(task)
+            enqueue_task(task, config)
         except BaseException:
             state.unsend(task.row)
             raise
@@ -80,7 +79,7 @@ def _task(planned: PlannedRow, batch: str) -> Task:
 
 
 def resender(
-    plan: BatchPlan, state: BatchState, *, on_resend: Callable[[str], None] | None = None
+    plan: BatchPlan, state: BatchState, config: Config, *, on_resend: Callable[[str], None] | None = None
 ) -> Callable[[str], None]:
     """`follow`'s `resend` for a plan's rows: sends a lost row's step again (its check, else its submit)."""
     from .tasks import send_row
@@ -91,7 +90,7 @@ def resender(
         planned = by_id.get(row)
         if planned is None:
             return
-        send_row(_task(planned, state.batch), seq=state.seq(row), ref=state.job(row))
+        send_row(_task(planned, state.batch), config, seq=state.seq(row), ref=state.job(row))
         if on_resend is not None:
             on_resend(row)
 

@@ -21,7 +21,7 @@ import attrs
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from ..config import load_config
+from ..config import Config, load_config
 from ..errors import ConfigError
 from ._redis import client_for, redis_settings
 from .work import Check, Resubmit, Task, Wake, check_step, overdue_after, state_of, submit_step
@@ -75,7 +75,7 @@ def _warm_up() -> None:
     SDKs, so the first row of each worker process does not pay for it. Best effort."""
     from .._registry import get_provider, provider_for_row
 
-    config = load_config()
+    config = _config
     try:
         providers = [get_provider(None, config=config)] if config.provider else []
         providers += [provider_for_row(None, name, config=config) for name in sorted(config.accounts)]
@@ -104,25 +104,24 @@ def _check_data(check: Check) -> dict[str, Any]:
     return {"ref": check.ref, "seq": check.seq, "attempt": check.attempt, "delay": check.delay}
 
 
-def _send_next(task: dict[str, Any], following: Check | Resubmit | Wake | None) -> None:
+def _send_next(task: dict[str, Any], following: Check | Resubmit | Wake | None, config: Config) -> None:
     if isinstance(following, Check):
         reelgen_check.send_with_options(args=(task, _check_data(following)), delay=int(following.delay * 1000))
-        _scheduled(task, following.delay)
+        _scheduled(task, following.delay, config)
     elif isinstance(following, Resubmit):
         reelgen_submit.send_with_options(args=(task,), delay=int(following.delay * 1000))
-        _scheduled(task, following.delay)
+        _scheduled(task, following.delay, config)
     elif isinstance(following, Wake):
         reelgen_submit.send(following.task)
-        _scheduled(following.task, 0.0)
+        _scheduled(following.task, 0.0, config)
 
 
-def _scheduled(task: dict[str, Any], delay: float) -> None:
+def _scheduled(task: dict[str, Any], delay: float, config: Config) -> None:
     """Note when the row's next step is due: a follower re-sends a row whose chain was lost."""
-    config = load_config()
     state_of(config, task["batch"]).touch(task["row"], time.time() + delay + overdue_after(config))
 
 
-def send_row(task: Task, *, seq: int, ref: str | None) -> None:
+def send_row(task: Task, config: Config, *, seq: int, ref: str | None) -> None:
     """Send a row's next step again (its messages were lost): its check `seq` when it is being
     checked, else its submit. A copy of a step still on its way is harmless: the row's live
     check number and its submit claim let only one run."""
@@ -131,27 +130,29 @@ def send_row(task: Task, *, seq: int, ref: str | None) -> None:
         reelgen_check.send(data, _check_data(Check(ref=ref, seq=seq, attempt=0, delay=0.0)))
     else:
         reelgen_submit.send(data)
-    _scheduled(data, 0.0)
+    _scheduled(data, 0.0, config)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=20, min_backoff=1000, max_backoff=30000, time_limit=_TIME_LIMIT_MS)
 def reelgen_submit(task: dict[str, Any]) -> None:
     """Create the row's job (once) and schedule its first check."""
-    _send_next(task, asyncio.run(submit_step(_task(task), load_config())))
+    config = load_config()
+    _send_next(task, asyncio.run(submit_step(_task(task), config)), config)
 
 
 @dramatiq.actor(queue_name=QUEUE, max_retries=20, min_backoff=1000, max_backoff=30000, time_limit=_TIME_LIMIT_MS)
 def reelgen_check(task: dict[str, Any], check: dict[str, Any]) -> None:
     """Poll the row's job once; collect it, or schedule the next check."""
-    step = check_step(_task(task), Check(**check), load_config(), wake=_wake)
-    _send_next(task, asyncio.run(step))
+    config = load_config()
+    step = check_step(_task(task), Check(**check), config, wake=_wake)
+    _send_next(task, asyncio.run(step), config)
 
 
 def _wake(task: dict[str, Any]) -> None:
     reelgen_submit.send(task)
 
 
-def enqueue_task(task: Task) -> None:
+def enqueue_task(task: Task, config: Config) -> None:
     data = attrs.asdict(task)
     reelgen_submit.send(data)
-    _scheduled(data, 0.0)
+    _scheduled(data, 0.0, config)

@@ -172,7 +172,9 @@ def state_of(config: Config, batch: str) -> BatchState:
     if settings is None:
         from ._redis import RedisUnavailable
 
-        raise RedisUnavailable("queued batches need a Redis: set REELGEN_REDIS_URL or [cluster] redis")
+        raise RedisUnavailable(
+            "queued batches (--queue) need a Redis: set REELGEN_REDIS_URL or [cluster] redis = 'redis://...'"
+        )
     return BatchState(settings[0], settings[1], batch)
 
 
