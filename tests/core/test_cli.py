@@ -20,7 +20,7 @@ from reelgen import plugins
 from reelgen.cli import main
 from reelgen.errors import AuthenticationError, ProviderFailed
 from tests.helpers.fake_provider import FakeProvider, Script
-from tests.helpers.signals import restore_sigint
+from tests.helpers.signals import restore_signals
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ def test_ctrl_c_cancels_the_remote_job_and_exits_130(workdir):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=restore_sigint,
+        preexec_fn=restore_signals,
     )
     deadline = time.monotonic() + 30
     seen = ""

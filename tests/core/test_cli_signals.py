@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers.cli import cli_env, read_stderr_until, reelgen_command, start_cli, wait_for
-from tests.helpers.signals import restore_sigint
+from tests.helpers.signals import restore_signals
 
 GENERATE = ("generate", "photo.jpg", "--prompt", "waves at dusk", "--duration", "2", "--size", "1280*720")
 
@@ -28,7 +28,7 @@ def workdir(tmp_path: Path) -> Path:
 
 def _signal_while_pending(emulator, workdir: Path, signum: int, *extra: str) -> tuple[int, str, str, str]:
     """Start a generation, wait until its task is PENDING at the emulator, signal it; (code, out, err, task id)."""
-    process = start_cli(cli_env(emulator, workdir), workdir, *GENERATE, *extra, preexec_fn=restore_sigint)
+    process = start_cli(cli_env(emulator, workdir), workdir, *GENERATE, *extra, preexec_fn=restore_signals)
     try:
         task = wait_for(lambda: emulator.tasks(), what="the task at the emulator")[0]
         seen = read_stderr_until(process, task["task_id"])
@@ -70,7 +70,7 @@ def test_the_json_error_after_a_signal_carries_the_resume_command(dashscope_emul
 
 
 def _ignore_sighup() -> None:
-    restore_sigint()
+    restore_signals()
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
@@ -103,7 +103,7 @@ def test_a_signal_while_waiting_for_a_slot_says_nothing_was_sent(dashscope_emula
         [*reelgen_command(*GENERATE, "--no-wait")], cwd=workdir, env=env, capture_output=True, text=True, timeout=120
     )
     assert held.returncode == 0, held.stderr  # its job holds the account's one slot
-    process = start_cli(env, workdir, *GENERATE[:3], "a second shot", *GENERATE[4:], preexec_fn=restore_sigint)
+    process = start_cli(env, workdir, *GENERATE[:3], "a second shot", *GENERATE[4:], preexec_fn=restore_signals)
     try:
         seen = read_stderr_until(process, "waiting for a slot")
         assert "waiting for a slot" in seen
@@ -126,7 +126,7 @@ def test_a_signal_to_a_process_that_joined_another_job_leaves_that_job_running(d
     try:
         task = wait_for(lambda: dashscope_emulator.tasks(), what="the task")[0]
         read_stderr_until(first, task["task_id"])
-        second = start_cli(env, workdir, *GENERATE, preexec_fn=restore_sigint)
+        second = start_cli(env, workdir, *GENERATE, preexec_fn=restore_signals)
         assert "attached" in read_stderr_until(second, "attached")
         second.send_signal(signal.SIGTERM)
         _, err = second.communicate(timeout=60)
@@ -155,7 +155,7 @@ def test_a_signal_during_jobs_resume_is_handled_the_same_way(dashscope_emulator,
     )
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.strip()
-    process = start_cli(env, workdir, "jobs", "resume", job_id, "--json", preexec_fn=restore_sigint)
+    process = start_cli(env, workdir, "jobs", "resume", job_id, "--json", preexec_fn=restore_signals)
     try:
         read_stderr_until(process, "queued")
         process.send_signal(signal.SIGHUP)

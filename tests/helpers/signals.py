@@ -1,15 +1,17 @@
-"""For tests that interrupt a child process with SIGINT (Ctrl-C)."""
+"""For tests that interrupt a child process with a signal (Ctrl-C, SIGHUP, SIGTERM)."""
 
 from __future__ import annotations
 
 import signal
 
 
-def restore_sigint() -> None:
-    """`preexec_fn` for a child that must see Ctrl-C.
+def restore_signals() -> None:
+    """`preexec_fn` for a child that must see the signals a terminal would send it.
 
-    A shell running the tests in the background (CI, `cmd &`) ignores SIGINT, children
-    inherit that, and Python then installs no KeyboardInterrupt handler. Back to the
-    default, the child's Python sets up its own handler as in a terminal.
+    A shell running the tests in the background (CI, `cmd &`) ignores SIGINT, and `nohup`
+    ignores SIGHUP; children inherit that, and reelgen, like any well-behaved program, then
+    leaves those signals ignored. Back to the default, the child handles them as it would
+    in a terminal.
     """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)

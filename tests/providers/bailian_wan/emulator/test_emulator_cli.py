@@ -15,7 +15,7 @@ import requests
 from click.testing import CliRunner
 
 from reelgen_bailian_wan.emulator.cli import dashscope_command
-from tests.helpers.signals import restore_sigint
+from tests.helpers.signals import restore_signals
 
 
 def test_is_a_click_command_named_dashscope_with_the_documented_options() -> None:
@@ -66,7 +66,7 @@ def _start(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Po
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
-        preexec_fn=restore_sigint,
+        preexec_fn=restore_signals,
     )
     assert process.stdout is not None
     line = process.stdout.readline()
