@@ -115,24 +115,33 @@ def _explain(redis_url: str, namespace: str, prompt: str, emulator: Any) -> None
 def _timeline(emulator: Any, scale: float) -> str:
     """Where an account's time went, in real seconds: from the first create to the last task's
     end, the tasks' own time at the service (queued + running), and the gaps between one
-    task's end and the create that took its slot (ordered by time, slot by slot)."""
+    task's end and the create that took its slot (ordered by time, slot by slot), split into
+    the end going unseen (until a query reported it) and the next create after that."""
     import datetime
 
     def at(text: str) -> float:
         return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").timestamp()
 
-    spans = sorted((at(t["submit_time"]), at(t["end_time"])) for t in emulator.tasks() if t["end_time"])
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2] if values else 0.0
+
+    ended = [t for t in emulator.tasks() if t["end_time"]]
+    spans = sorted((at(t["submit_time"]), at(t["end_time"])) for t in ended)
     if not spans:
         return "no task ended"
     first, last = spans[0][0], max(end for _, end in spans)
     ends = sorted(end for _, end in spans)
+    seen = sorted(at(t["seen_end_time"]) for t in ended if t.get("seen_end_time"))
+    unseen = [at(t["seen_end_time"]) - at(t["end_time"]) for t in ended if t.get("seen_end_time")]
     creates = sorted(start for start, _ in spans)[LIMIT:]  # each create after the first wave reuses a slot
-    gaps = sorted(create - end for create, end in zip(creates, ends, strict=False))
+    gaps = [create - end for create, end in zip(creates, ends, strict=False)]
+    after_seen = [create - look for create, look in zip(creates, seen, strict=False)]
     busy = sum(end - start for start, end in spans) / LIMIT
-    median = gaps[len(gaps) // 2] if gaps else 0.0
     return (
         f"first create to last end {last - first:.1f} s, of which the tasks' own time {busy:.1f} s per slot; "
-        f"slot hand-over median {median:.2f} s, max {max(gaps, default=0.0):.2f} s"
+        f"slot hand-over median {median(gaps):.2f} s, max {max(gaps, default=0.0):.2f} s "
+        f"(end unseen: median {median(unseen):.2f} s, max {max(unseen, default=0.0):.2f} s; "
+        f"seen to next create: median {median(after_seen):.2f} s, max {max(after_seen, default=0.0):.2f} s)"
     )
 
 

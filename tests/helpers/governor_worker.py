@@ -47,6 +47,12 @@ async def main(spec: dict[str, Any]) -> None:
         if spec.get("exit"):
             os._exit(0)
         await asyncio.sleep(3600)
+    elif what == "create":
+        # Take a permit for a journal entry, as a create does, say so, and be killed before
+        # binding it to a job (the create may or may not have made a task).
+        await governor.acquire(account, limits, deadline_at=deadline_at, entry=spec["entry"])
+        _say(entry=spec["entry"], pid=os.getpid())
+        await asyncio.sleep(3600)
     elif what == "release_job":
         await governor.release_job(account, spec["job_id"])
         _say(in_use=await governor.in_use(account))

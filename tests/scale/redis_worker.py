@@ -52,6 +52,12 @@ async def governor_actions(spec: dict[str, Any]) -> None:
         await permit.bind(spec["job_id"])
         _say(bound=spec["job_id"], pid=os.getpid())
         await asyncio.sleep(3600)  # until killed
+    elif what == "create":
+        # Take a permit for a journal entry, as a create does, say so, and be killed before
+        # binding it to a job (the create may or may not have made a task).
+        await governor.acquire(account, limits, deadline_at=deadline_at, entry=spec["entry"])
+        _say(entry=spec["entry"], pid=os.getpid())
+        await asyncio.sleep(3600)
     elif what == "throttle":
         for _ in range(spec["calls"]):
             before = time.time()

@@ -136,3 +136,45 @@ async def test_renewing_a_running_job_that_holds_no_lease_counts_it_again(redis_
     await governor.release_job(ACCOUNT, "fake:orphan")
     await full.release()
     assert await governor.in_use(ACCOUNT) == 0
+
+
+async def test_a_job_whose_creator_died_before_binding_takes_over_its_permit(redis_url):
+    """Killed between the permit and the bind: whoever adopts the entry's job holds that slot,
+    so the account is not one slot short until the dead permit's lease runs out."""
+    holder = worker({"do": "create", "url": redis_url, "concurrency": 2, "entry": "j-1"})
+    assert first_line(holder)["entry"] == "j-1"
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=HANG)
+    governor = redis_governor(redis_url, "reelgen")
+    await governor.renew_job(ACCOUNT, "fake:task-1", entry="j-1")  # the adopter's first renewal
+    assert await governor.in_use(ACCOUNT) == 1
+    await governor.release_job(ACCOUNT, "fake:task-1")  # seen to end: its slot is free
+    assert await governor.in_use(ACCOUNT) == 0
+
+
+async def test_an_entry_submitted_again_takes_over_its_dead_creators_permit(redis_url):
+    """The task list proved the dead creator's create never landed: the entry's new create
+    goes under its old permit, even on a full account, and no other entry gets it."""
+    holder = worker({"do": "create", "url": redis_url, "concurrency": 1, "entry": "j-2"})
+    assert first_line(holder)["entry"] == "j-2"
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(timeout=HANG)
+    governor = redis_governor(redis_url, "reelgen")
+    with pytest.raises(GenerationTimeout, match="1/1 in use"):
+        await governor.acquire(ACCOUNT, Limits(concurrency=1), deadline_at=deadline(0.3), entry="j-3")
+    permit = await governor.acquire(ACCOUNT, Limits(concurrency=1), deadline_at=deadline(), entry="j-2")
+    assert await governor.in_use(ACCOUNT) == 1
+    await permit.bind("fake:task-2")
+    await permit.release()
+    assert await governor.in_use(ACCOUNT) == 0
+
+
+async def test_a_bound_permit_is_no_longer_named_by_its_entry(redis_url):
+    governor = redis_governor(redis_url, "reelgen")
+    permit = await governor.acquire(ACCOUNT, Limits(concurrency=2), deadline_at=deadline(), entry="j-4")
+    await permit.bind("fake:task-4")
+    await governor.renew_job(ACCOUNT, "fake:task-5", entry="j-4")  # another job: not this permit
+    assert await governor.in_use(ACCOUNT) == 2
+    await governor.release_job(ACCOUNT, "fake:task-4")
+    await governor.release_job(ACCOUNT, "fake:task-5")
+    assert await governor.in_use(ACCOUNT) == 0

@@ -57,7 +57,10 @@ async def start(job: JobCore) -> None:
     beating = asyncio.ensure_future(job._beat())
     try:
         governor, account, limits = job._governor()
-        job._permit = await governor.acquire(account, limits, deadline_at=job._deadline_at, on_wait=job._on_wait)
+        entry = job._entry.id if job._entry is not None else None
+        job._permit = await governor.acquire(
+            account, limits, deadline_at=job._deadline_at, on_wait=job._on_wait, entry=entry
+        )
         await _create(job, governor, account, limits)
     except BaseException as exc:
         beating.cancel()

@@ -267,7 +267,8 @@ class JobCore:
                 await self._permit.renew()
             elif self.provider_job is not None:
                 governor, account, _ = self._governor()
-                await governor.renew_job(account, self.provider_job.id)
+                entry = self._entry.id if self._entry is not None else None
+                await governor.renew_job(account, self.provider_job.id, entry=entry)
         except Exception:
             log.warning("could not renew the governor permit of %s", self.id, exc_info=True)
 

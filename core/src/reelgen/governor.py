@@ -197,9 +197,19 @@ class Governor(Protocol):
     the sync API runs one `asyncio.run` per call against the same governor."""
 
     async def acquire(
-        self, account: Account, limits: Limits, *, deadline_at: float, on_wait: OnWait | None = None
+        self,
+        account: Account,
+        limits: Limits,
+        *,
+        deadline_at: float,
+        on_wait: OnWait | None = None,
+        entry: str | None = None,
     ) -> Permit:
         """A concurrency permit, waiting at most until `deadline_at` (on `time.monotonic()`).
+
+        `entry` is the journal entry the permit's create is for: the permit is named by it
+        until `bind`, and a live permit already named by it (its holder died mid-create, and
+        this process drives the entry now) is taken over, not added to.
 
         Raises `GenerationTimeout` (job_id None; its message says no task was created)
         when none comes in time. A no-op permit when `limits.concurrency` is None.
@@ -221,10 +231,11 @@ class Governor(Protocol):
         once the call returned.
         """
 
-    async def renew_job(self, account: Account, job_id: str) -> None:
+    async def renew_job(self, account: Account, job_id: str, *, entry: str | None = None) -> None:
         """Extend the lease of the permit bound to `job_id` (a job adopted or followed by a
         process that holds no permit for it). With none bound (its creator died before
-        binding one), bind a new one: a running job always counts."""
+        binding one), take over the permit named by its journal `entry` if one is live,
+        else bind a new one: a running job always counts, and only once."""
 
     async def release_job(self, account: Account, job_id: str) -> None:
         """The job was seen to end: free its permit, whoever holds it (or held it and died)."""

@@ -469,6 +469,49 @@ async def test_an_orphan_whose_create_never_made_a_task_is_submitted_by_the_adop
     assert dashscope_emulator.counters()["creates"] == 1
 
 
+@pytest.mark.dashscope_emulator(render_mode="still")
+@pytest.mark.parametrize("landed", [True, False], ids=["create-landed", "create-never-landed"])
+async def test_the_adopter_of_a_dead_create_holds_its_permit_not_a_second_one(
+    dashscope_emulator, wide_photo, tmp_path, landed
+):
+    """Issue 10: a process killed between its permit and its create's reply left the permit
+    unbound. Whoever adopts the entry takes that permit over (the task it found, or the create
+    it sends again), so the account is neither one slot short for the dead lease's 120 s nor
+    blocked by it; and once the job ends its slot is free."""
+    import time
+
+    from reelgen.governor import account_for, get_governor, limits_for
+    from reelgen.journal import JournalEntry, Owner, new_entry_id
+
+    config = make_config(tmp_path, limits={"bailian_wan": {"concurrency": 1}}, deadline=20)
+    provider = provider_for(dashscope_emulator, request_timeout=2.0)  # the settle time
+    key = reelgen.request_key(request(wide_photo), provider, config=config)
+    dead = Owner(host=Owner.current().host, pid=2**22 + 4321, started=1.0)
+    now = time.time()
+    orphan = JournalEntry(
+        id=new_entry_id(),
+        provider="bailian_wan",
+        model=provider.capabilities.model,
+        key=key,
+        state="submitting",
+        owner=dead,
+        submitted_at=now,
+        updated_at=now,
+        heartbeat=now,
+        sent_at=now,
+        request={"prompt": "waves against a lighthouse", "duration": 2.0, "fps": 30.0, "size": "1280*720"},
+    )
+    governor, account = get_governor(config), account_for(provider)
+    # The dead process's permit: the account (1 slot) is full.
+    await governor.acquire(account, limits_for(provider, config), deadline_at=time.monotonic() + 5, entry=orphan.id)
+    get_journal(config).open(orphan)
+    if landed:
+        await provider.submit(request(wide_photo))  # what the dead process had sent
+    result = await reelgen.agenerate(request(wide_photo), provider, config=config)
+    assert created(dashscope_emulator) == 1 and result.task_id == dashscope_emulator.tasks()[0]["task_id"]
+    assert await governor.in_use(account) == 0
+
+
 @pytest.mark.dashscope_emulator(render_mode="still", query_qps=1)
 async def test_a_throttled_poll_backs_off_and_says_why(dashscope_emulator, wide_photo, tmp_path):
     """A poll answered 429 waits before the next look (it used to look again at once) and

@@ -20,7 +20,7 @@ import attrs
 
 from ._sqlitefile import SqliteFile
 
-__all__ = ["Grant", "LeaseTable", "holder_name"]
+__all__ = ["ENTRY_PREFIX", "Grant", "LeaseTable", "covered", "holder_name"]
 
 log = logging.getLogger("reelgen.governor")
 
@@ -36,6 +36,19 @@ CREATE TABLE IF NOT EXISTS leases (
 CREATE INDEX IF NOT EXISTS leases_account ON leases (account, expires_at);
 CREATE INDEX IF NOT EXISTS leases_job ON leases (account, job_id);
 """
+
+
+#: How a permit taken for a journal entry, before its create named a job, is named.
+ENTRY_PREFIX = "entry:"
+
+
+def covered(job_id: str | None) -> str:
+    """What a lease covers, for log lines."""
+    if not job_id:
+        return "a submission that never bound a job"
+    if job_id.startswith(ENTRY_PREFIX):
+        return f"the create of journal entry {job_id[len(ENTRY_PREFIX) :]} (it never bound a job)"
+    return f"job {job_id}"
 
 
 def holder_name() -> str:
@@ -73,13 +86,16 @@ class LeaseTable:
             log.warning(
                 "reclaimed the %s slot of %s (held by %s): its lease expired without renewal or release",
                 account,
-                f"job {job_id}" if job_id else "a submission that never bound a job",
+                covered(job_id),
                 holder,
             )
         if expired:
             conn.execute("DELETE FROM leases WHERE account = ? AND expires_at <= ?", (account, now))
 
-    def try_acquire(self, account: str, limit: int, lease: float, holder: str) -> Grant:
+    def try_acquire(self, account: str, limit: int, lease: float, holder: str, name: str | None = None) -> Grant:
+        """A slot for `account` if fewer than `limit` are held. With `name` (the permit of a
+        journal entry, `ENTRY_PREFIX` + its id), a live lease of that name is taken over
+        instead (its holder died mid-create, and whoever drives the entry now holds its slot)."""
         # A plain read first: waiters look often, and only one that may succeed takes the
         # write lock (in WAL mode a reader never blocks the holders renewing and releasing).
         with self._file.lock:
@@ -88,21 +104,34 @@ class LeaseTable:
                 .execute("SELECT COUNT(*), MIN(expires_at) FROM leases WHERE account = ?", (account,))
                 .fetchone()
             )
-        if in_use >= limit and soonest is not None and soonest > time.time():
+        if name is None and in_use >= limit and soonest is not None and soonest > time.time():
             return Grant(None, int(in_use), soonest)
         with self._file.write() as conn:
             now = time.time()
             self._reclaim(conn, account, now)
+            held = None
+            if name is not None:
+                held = conn.execute(
+                    "SELECT token FROM leases WHERE account = ? AND job_id = ? LIMIT 1", (account, name)
+                ).fetchone()
+                if held is not None:
+                    conn.execute(
+                        "UPDATE leases SET holder = ?, expires_at = MAX(expires_at, ?) WHERE token = ?",
+                        (holder, now + lease, held[0]),
+                    )
+                    log.info("took over the %s slot of %s", account, covered(name))
             in_use, soonest = conn.execute(
                 "SELECT COUNT(*), MIN(expires_at) FROM leases WHERE account = ?", (account,)
             ).fetchone()
+            if held is not None:
+                return Grant(str(held[0]), int(in_use), soonest)
             if in_use >= limit:
                 return Grant(None, int(in_use), soonest)
             token = uuid.uuid4().hex
             conn.execute(
                 "INSERT INTO leases (token, account, job_id, holder, acquired_at, expires_at) "
-                "VALUES (?, ?, NULL, ?, ?, ?)",
-                (token, account, holder, now, now + lease),
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (token, account, name, holder, now, now + lease),
             )
             return Grant(token, int(in_use) + 1, min(soonest, now + lease) if soonest is not None else now + lease)
 
@@ -120,17 +149,26 @@ class LeaseTable:
             ).rowcount
         return bool(changed)
 
-    def renew_job(self, account: str, job_id: str, lease: float, holder: str) -> int:
-        """Extend the leases bound to `job_id`; with none, bind a new one to it (over the limit
-        if need be: the job runs either way, and an uncounted job would let the account
-        over-subscribe once the permit it was created under expires, e.g. its creator died
-        before binding it). Returns the leases renewed (0: one was added)."""
+    def renew_job(self, account: str, job_id: str, lease: float, holder: str, name: str | None = None) -> int:
+        """Extend the leases bound to `job_id`. With none, take over the lease named `name` (the
+        permit its journal entry's create was sent under, by a holder that died before binding
+        it), else bind a new one to it (over the limit if need be: the job runs either way, and
+        an uncounted job would let the account over-subscribe). Returns the leases renewed or
+        taken over (0: one was added)."""
         with self._file.write() as conn:
             now = time.time()
             renewed = conn.execute(
                 "UPDATE leases SET expires_at = MAX(expires_at, ?) WHERE account = ? AND job_id = ?",
                 (now + lease, account, job_id),
             ).rowcount
+            if not renewed and name is not None:
+                renewed = conn.execute(
+                    "UPDATE leases SET job_id = ?, holder = ?, expires_at = MAX(expires_at, ?) "
+                    "WHERE account = ? AND job_id = ? AND expires_at > ?",
+                    (job_id, holder, now + lease, account, name, now),
+                ).rowcount
+                if renewed:
+                    log.info("job %s took over the %s slot of %s", job_id, account, covered(name))
             if not renewed:
                 conn.execute(
                     "INSERT INTO leases (token, account, job_id, holder, acquired_at, expires_at) "

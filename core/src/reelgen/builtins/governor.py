@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..hookspecs import hookimpl
+from ._leases import ENTRY_PREFIX
 
 if TYPE_CHECKING:
     from limits import RateLimitItem
@@ -205,7 +206,13 @@ class LeaseGovernor:
         return f"LeaseGovernor({self.leases.target!r}, lease={self.lease:g})"
 
     async def acquire(
-        self, account: Account, limits: Limits, *, deadline_at: float, on_wait: OnWait | None = None
+        self,
+        account: Account,
+        limits: Limits,
+        *,
+        deadline_at: float,
+        on_wait: OnWait | None = None,
+        entry: str | None = None,
     ) -> _LeasePermit | _NoPermit:
         from ..governor import Wait
 
@@ -215,7 +222,7 @@ class LeaseGovernor:
         reported: Wait | None = None
         pause = _FIRST_POLL
         while True:
-            grant = await self._try_acquire(account, limit)
+            grant = await self._try_acquire(account, limit, None if entry is None else ENTRY_PREFIX + entry)
             if grant.token is not None:
                 return _LeasePermit(self, account, grant.token)
             wait = Wait(reason="slot", in_use=grant.in_use, limit=limit)
@@ -229,13 +236,13 @@ class LeaseGovernor:
             await asyncio.sleep(max(0.001, min(pause, until_expiry, remaining)))
             pause = min(pause * 2, _MAX_POLL)
 
-    async def _try_acquire(self, account: Account, limit: int) -> Any:
+    async def _try_acquire(self, account: Account, limit: int, name: str | None) -> Any:
         # A slot taken in the thread after the caller was cancelled is given straight back.
         state = {"abandoned": False}
         guard = threading.Lock()
 
         def attempt() -> Any:
-            grant = self.leases.try_acquire(account.key, limit, self.lease, self.holder)
+            grant = self.leases.try_acquire(account.key, limit, self.lease, self.holder, name)
             with guard:
                 if state["abandoned"] and grant.token is not None:
                     self.leases.release(grant.token)
@@ -282,8 +289,9 @@ class LeaseGovernor:
             reported = wait
             await asyncio.sleep(max(0.001, min(reset_at - time.time(), remaining, _MAX_POLL)))
 
-    async def renew_job(self, account: Account, job_id: str) -> None:
-        await asyncio.to_thread(self.leases.renew_job, account.key, job_id, self.lease, self.holder)
+    async def renew_job(self, account: Account, job_id: str, *, entry: str | None = None) -> None:
+        name = None if entry is None else ENTRY_PREFIX + entry
+        await asyncio.to_thread(self.leases.renew_job, account.key, job_id, self.lease, self.holder, name)
 
     async def release_job(self, account: Account, job_id: str) -> None:
         freed = await _uncancellable(self.leases.release_job, account.key, job_id)

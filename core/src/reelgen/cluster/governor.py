@@ -57,29 +57,48 @@ end
 """
 _PRELUDE = _PRELUDE_TEMPLATE.replace("%d", str(_INFO_GRACE))
 
-# ARGV: ns, account, limit, lease, token, holder -> {granted, in_use, soonest expiry, reclaimed...}
+# ARGV: ns, account, limit, lease, token, holder, name ('' for none)
+#   -> {granted, in_use, soonest expiry, reclaimed..., token granted}
+# A named permit (a journal entry's, before its create named a job) whose lease is live is
+# taken over rather than a new one taken: its holder died mid-create, and whoever drives the
+# entry now holds its slot.
 _ACQUIRE = (
     _PRELUDE
     + """
-local account, limit, lease, token, holder = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local account, limit, lease = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local token, holder, name = ARGV[5], ARGV[6], ARGV[7]
 local reclaimed = {}
 for _, old in ipairs(redis.call('ZRANGEBYSCORE', leases(account), '-inf', now)) do
   local key = info(old)
   table.insert(reclaimed, (redis.call('HGET', key, 'job') or '') .. '|' .. (redis.call('HGET', key, 'holder') or '?'))
   drop(account, old)
 end
+local held = name ~= '' and redis.call('HGET', jobs(account), name)
 local in_use = redis.call('ZCARD', leases(account))
 local first = redis.call('ZRANGE', leases(account), 0, 0, 'WITHSCORES')
 local soonest = first[2]
+if held and redis.call('ZSCORE', leases(account), held) then
+  if tonumber(redis.call('ZSCORE', leases(account), held)) < now + lease then
+    redis.call('ZADD', leases(account), 'XX', now + lease, held)
+  end
+  redis.call('HSET', info(held), 'holder', holder)
+  redis.call('EXPIRE', info(held), math.ceil(lease) + GRACE)
+  first = redis.call('ZRANGE', leases(account), 0, 0, 'WITHSCORES')
+  return {1, in_use, first[2], reclaimed, held}
+end
 if in_use >= limit then
-  return {0, in_use, soonest or '', reclaimed}
+  return {0, in_use, soonest or '', reclaimed, ''}
 end
 local expires = now + lease
 redis.call('ZADD', leases(account), expires, token)
 redis.call('HSET', info(token), 'account', account, 'holder', holder, 'acquired', tostring(now))
 redis.call('EXPIRE', info(token), math.ceil(lease) + GRACE)
+if name ~= '' then
+  redis.call('HSET', info(token), 'job', name)
+  redis.call('HSET', jobs(account), name, token)
+end
 if soonest and tonumber(soonest) < expires then expires = tonumber(soonest) end
-return {1, in_use + 1, tostring(expires), reclaimed}
+return {1, in_use + 1, tostring(expires), reclaimed, token}
 """
 )
 
@@ -91,6 +110,10 @@ local token, job, lease = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local account = redis.call('HGET', info(token), 'account')
 if not account or not redis.call('ZSCORE', leases(account), token) then return 0 end
 redis.call('ZADD', leases(account), 'XX', now + lease, token)
+local named = redis.call('HGET', info(token), 'job')
+if named and named ~= job and redis.call('HGET', jobs(account), named) == token then
+  redis.call('HDEL', jobs(account), named)
+end
 redis.call('HSET', info(token), 'job', job)
 redis.call('EXPIRE', info(token), math.ceil(lease) + GRACE)
 redis.call('HSET', jobs(account), job, token)
@@ -113,13 +136,26 @@ return 1
 """
 )
 
-# ARGV: ns, account, job_id, lease, holder, new token -> leases renewed (0: a lease was bound to the job)
+# ARGV: ns, account, job_id, lease, holder, new token, name ('' for none)
+#   -> leases renewed or taken over (0: a lease was bound to the job)
 _RENEW_JOB = (
     _PRELUDE
     + """
-local account, job, lease, holder, fresh = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local account, job, lease, holder, fresh, name = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local token = redis.call('HGET', jobs(account), job)
 local current = token and redis.call('ZSCORE', leases(account), token)
+if not current and name ~= '' then
+  -- The permit its entry's create was sent under (its holder died before binding it): the
+  -- job takes it over.
+  local held = redis.call('HGET', jobs(account), name)
+  local score = held and redis.call('ZSCORE', leases(account), held)
+  if score and tonumber(score) > now then
+    redis.call('HDEL', jobs(account), name)
+    redis.call('HSET', jobs(account), job, held)
+    redis.call('HSET', info(held), 'job', job, 'holder', holder)
+    token, current = held, score
+  end
+end
 if current then
   if tonumber(current) < now + lease then redis.call('ZADD', leases(account), 'XX', now + lease, token) end
   redis.call('EXPIRE', info(token), math.ceil(lease) + GRACE)
@@ -186,21 +222,25 @@ class RedisLeases:
         with guarded(self.url, "use the governor in"):
             return script(keys=[], args=[self.namespace, *args])
 
-    def try_acquire(self, account: str, limit: int, lease: float, holder: str) -> Grant:
-        from ..builtins._leases import Grant
+    def try_acquire(self, account: str, limit: int, lease: float, holder: str, name: str | None = None) -> Grant:
+        from ..builtins._leases import Grant, covered
 
         token = uuid.uuid4().hex
-        granted, in_use, soonest, reclaimed = self._run("acquire", _ACQUIRE, account, limit, lease, token, holder)
+        granted, in_use, soonest, reclaimed, given = self._run(
+            "acquire", _ACQUIRE, account, limit, lease, token, holder, name or ""
+        )
         for item in reclaimed:
             job, _, who = str(item).partition("|")
             log.warning(
                 "reclaimed the %s slot of %s (held by %s): its lease expired without renewal or release",
                 account,
-                f"job {job}" if job else "a submission that never bound a job",
+                covered(job),
                 who,
             )
+        if int(granted) and name and str(given) != token:
+            log.info("took over the %s slot of %s", account, covered(name))
         expiry = float(soonest) if soonest else None
-        return Grant(token if int(granted) else None, int(in_use), expiry)
+        return Grant(str(given) if int(granted) else None, int(in_use), expiry)
 
     def bind(self, token: str, job_id: str, lease: float) -> bool:
         return bool(self._run("bind", _BIND, token, job_id, lease))
@@ -208,10 +248,11 @@ class RedisLeases:
     def renew(self, token: str, lease: float) -> bool:
         return bool(self._run("renew", _RENEW, token, lease))
 
-    def renew_job(self, account: str, job_id: str, lease: float, holder: str = "?") -> int:
-        """Extend the lease bound to `job_id`; with none, bind a new one to it (over the limit if
-        need be: the job runs either way). Returns the leases renewed (0: one was added)."""
-        return int(self._run("renew_job", _RENEW_JOB, account, job_id, lease, holder, uuid.uuid4().hex))
+    def renew_job(self, account: str, job_id: str, lease: float, holder: str = "?", name: str | None = None) -> int:
+        """Extend the lease bound to `job_id`; with none, take over the lease named `name` (the
+        permit its entry's create was sent under), else bind a new one to it (over the limit if
+        need be: the job runs either way). Returns the leases renewed or taken over (0: one was added)."""
+        return int(self._run("renew_job", _RENEW_JOB, account, job_id, lease, holder, uuid.uuid4().hex, name or ""))
 
     def release(self, token: str) -> bool:
         return bool(self._run("release", _RELEASE, token))

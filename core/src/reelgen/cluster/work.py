@@ -446,7 +446,7 @@ async def _hand_back(entry: JournalEntry, seen: str, provider: Provider, config:
         changes["state"] = seen
     journal.update(entry.id, expect_owner=Owner.current(), **changes)
     if entry.job_id is not None:
-        await get_governor(config).renew_job(account_for(provider), entry.job_id)
+        await get_governor(config).renew_job(account_for(provider), entry.job_id, entry=entry.id)
 
 
 def _later(check: Check, *, delay: float) -> Check:

@@ -157,6 +157,8 @@ def query(service: Service, request: Request, rid: str, task_id: str) -> Reply:
         if task is None:
             return json_reply(200, {"request_id": rid, "output": {"task_id": task_id, "task_status": "UNKNOWN"}})
         payload: dict[str, Any] = {"request_id": rid, "output": service.store.output(task)}
+        if task.end_at is not None and task.seen_end_at is None:
+            task.seen_end_at = service.clock.now()
         usage = service.store.usage(task)
     if usage is not None:
         payload["usage"] = usage

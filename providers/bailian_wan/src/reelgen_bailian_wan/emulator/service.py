@@ -147,6 +147,7 @@ class Service:
                     "submit_time": fmt(task.submit_at),
                     "scheduled_time": fmt(task.scheduled_at) if task.scheduled_at is not None else None,
                     "end_time": fmt(task.end_at) if task.end_at is not None else None,
+                    "seen_end_time": fmt(task.seen_end_at) if task.seen_end_at is not None else None,
                     "code": task.code,
                     "message": task.message,
                     "output_size": list(task.output_size) if task.output_size else None,

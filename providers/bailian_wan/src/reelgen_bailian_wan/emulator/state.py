@@ -85,6 +85,8 @@ class Task:
     render_done_at: float | None = None
     video_url: str | None = None
     url_expires_at: float | None = None
+    #: When a query first reported the end (for benches: how long the end went unseen).
+    seen_end_at: float | None = None
 
 
 @attrs.define
