@@ -88,10 +88,11 @@ def window(provider: Provider, config: Config) -> tuple[int, int | None]:
     """(rows kept in flight, the account's concurrency) from the governor's limits."""
     from .governor import limits_for
 
-    concurrency = limits_for(provider, config).concurrency
-    if concurrency is None:
+    limits = limits_for(provider, config)
+    permits, concurrency = limits.permits(), limits.concurrency
+    if permits is None or concurrency is None:
         return _UNLIMITED_WINDOW, None
-    return concurrency + max(_QUEUE_EXTRA, concurrency), concurrency
+    return permits + max(_QUEUE_EXTRA, concurrency), concurrency
 
 
 class Runner:
@@ -363,16 +364,20 @@ class Runner:
         `submitting` entry would leave, after a crash, entries nobody can prove were never
         sent. So the rows queued beyond the limit wait here, where a crash costs nothing.
         """
-        from .governor import account_for, get_governor
+        from .governor import account_for, get_governor, limits_for
 
-        _, limit = self._window(planned.provider)
-        if limit is None:
+        _, concurrency = self._window(planned.provider)
+        if concurrency is None:
             return
         governor = get_governor(self.config)
         account = account_for(planned.provider)
+        limits = limits_for(planned.provider, self.config)
         key = self._account(planned.provider)
         row_id = planned.row.id
         while not self._stopping:
+            # The governor's permits: `concurrency`, plus `queue_ahead` rows created to wait at
+            # the provider (until the account refuses one).
+            limit = limits.permits(account) or concurrency
             in_use = self._in_use(key, await governor.in_use(account))
             if in_use < limit:
                 self._admitted[key] = self._admitted.get(key, 0) + 1

@@ -33,6 +33,7 @@ from .errors import (
     SubmissionUnknown,
     TransientError,
 )
+from .governor import refused_ahead
 from .provider import ProviderJob, ProviderOutput
 
 __all__ = ["created", "reconcile", "start"]
@@ -58,10 +59,20 @@ async def start(job: JobCore) -> None:
     try:
         governor, account, limits = job._governor()
         entry = job._entry.id if job._entry is not None else None
-        job._permit = await governor.acquire(
-            account, limits, deadline_at=job._deadline_at, on_wait=job._on_wait, entry=entry
-        )
-        await _create(job, governor, account, limits)
+        while True:
+            job._permit = await governor.acquire(
+                account, limits, deadline_at=job._deadline_at, on_wait=job._on_wait, entry=entry
+            )
+            # Permits beyond `concurrency` are handed out (`queue_ahead`): this create may be one
+            # to wait at the provider, and a 429 says the account refuses those.
+            job._ahead = limits.permits(account) != limits.concurrency
+            try:
+                await _create(job, governor, account, limits)
+                break
+            except _RefusedAhead:  # the account does not queue: wait for a real slot instead
+                await job._permit.release()
+                job._permit = None
+                job._ahead = False
     except BaseException as exc:
         beating.cancel()
         job._unregister()
@@ -98,6 +109,9 @@ async def _create(job: JobCore, governor: Any, account: Any, limits: Any) -> Non
             )
             raise
         except (SubmissionUnknown, TransientError) as exc:
+            if job._ahead and isinstance(exc, RateLimited):
+                refused_ahead(account, exc)
+                raise _RefusedAhead from exc
             if _proved_not_created(exc):
                 delay = backoff_delay(attempt, base=1.0, cap=30.0, hint=getattr(exc, "retry_after", None))
             elif await reconcile(job, ambiguous=exc) == "adopted":
@@ -144,6 +158,10 @@ async def created(job: JobCore, made: ProviderJob) -> None:
             f"provider {job.provider.name} returned job data that is not JSON ({problem}); task {made.id} "
             f"was created and is journaled without it, so it may not be resumable: fix the provider"
         )
+
+
+class _RefusedAhead(Exception):
+    """A create made ahead of a free slot was refused (429): nothing was created."""
 
 
 def _proved_not_created(exc: BaseException) -> bool:

@@ -7,6 +7,8 @@ enforces them, so no provider carries its own limiter:
 * `Limits` are data: a provider declares them in its `Capabilities` (`max_concurrency`,
   `max_submit_rate`, `max_query_rate`), and `[limits.NAME]` in the configuration
   overrides them (`concurrency`, `submit_rate`, `query_rate`); `limits_for` merges both.
+  `queue_ahead` (configuration only) lets that many jobs more be created, to wait at a
+  provider that queues excess tasks; a refusal of one turns it off for the account.
 * An `Account` is the provider's name and `provider.account_id`, a non-reversible id of
   the credential (never the key), so two keys of one provider have separate limits.
 * A `Governor` hands out concurrency `Permit`s (held from just before the create until
@@ -85,10 +87,45 @@ class Limits:
     submit_rate: float | None = attrs.field(default=None, validator=_optional_positive(integer=False))
     #: Status queries plus cancels per second.
     query_rate: float | None = attrs.field(default=None, validator=_optional_positive(integer=False))
+    #: Jobs created beyond `concurrency` to wait at the provider (PENDING) for a running
+    #: one to end, so a freed slot starts its next task at once. Only for an account whose
+    #: provider queues excess tasks instead of refusing them; None: never create ahead.
+    queue_ahead: int | None = attrs.field(default=None, validator=_optional_positive(integer=True))
 
     def rate(self, kind: ThrottleKind) -> float | None:
         """The rate for `throttle`'s `kind`."""
         return self.submit_rate if kind == "submit" else self.query_rate
+
+    def permits(self, account: Account | None = None) -> int | None:
+        """How many jobs the account may hold at the provider at once: `concurrency`, plus
+        `queue_ahead` unless `account` was seen to refuse a task created ahead."""
+        if self.concurrency is None:
+            return None
+        if not self.queue_ahead or (account is not None and account.key in _REFUSES_AHEAD):
+            return self.concurrency
+        return self.concurrency + self.queue_ahead
+
+
+#: Accounts (`Account.key`) whose provider refused a task created ahead (a 429 while the
+#: account's `concurrency` tasks were running): this process creates ahead for them no more.
+_REFUSES_AHEAD: set[str] = set()
+
+
+def refused_ahead(account: Account, why: object) -> None:
+    """A task created ahead for `account` was refused: stop creating ahead for it, loudly."""
+    import logging
+
+    if account.key not in _REFUSES_AHEAD:
+        _REFUSES_AHEAD.add(account.key)
+        logging.getLogger("reelgen.governor").warning(
+            "%s refused a task created ahead of a free slot (%s): it does not queue tasks beyond "
+            "limits.%s.concurrency, so this process no longer creates ahead for this account; "
+            "remove limits.%s.queue_ahead from the configuration",
+            account.provider,
+            why,
+            account.provider,
+            account.provider,
+        )
 
 
 _LIMIT_KEYS = tuple(field.name for field in attrs.fields(Limits))
@@ -105,6 +142,7 @@ def limits_for(provider: Provider, config: Config) -> Limits:
         "concurrency": capabilities.max_concurrency,
         "submit_rate": capabilities.max_submit_rate,
         "query_rate": getattr(capabilities, "max_query_rate", None),
+        "queue_ahead": None,
     }
     overrides: Mapping[str, Any] = getattr(config, "limits", {}).get(provider.name, {})
     unknown = sorted(set(overrides) - set(_LIMIT_KEYS))

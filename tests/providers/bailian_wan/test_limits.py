@@ -18,7 +18,7 @@ from reelgen.errors import ConfigError
 from reelgen.governor import Limits, limits_for
 from reelgen_bailian_wan import create_provider
 from reelgen_bailian_wan.emulator import DashScopeEmulator
-from tests.providers.bailian_wan.helpers import provider_for, request
+from tests.providers.bailian_wan.helpers import SCALE, provider_for, request
 
 
 def make_config(tmp_path: Path, **limits: object) -> Config:
@@ -75,3 +75,114 @@ async def test_a_lower_limit_in_config_is_what_the_account_sees(
     assert counters["throttled"] == 0
     assert counters["creates"] == counters["tasks_created"] == 6
     assert {"reason": "slot", "in_use": 2, "limit": 2}.items() <= waits[0].items()
+
+
+def _peak_at_the_provider(emulator: DashScopeEmulator) -> int:
+    """Most tasks the account had at once (created and not yet ended), from the emulator's record."""
+    import datetime
+
+    def at(text: str) -> float:
+        return datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+
+    moments = sorted(
+        [(at(t["submit_time"]), 1) for t in emulator.tasks()] + [(at(t["end_time"]), -1) for t in emulator.tasks()],
+        key=lambda moment: (moment[0], moment[1]),
+    )
+    held = peak = 0
+    for _, change in moments:
+        held += change
+        peak = max(peak, held)
+    return peak
+
+
+@pytest.fixture
+def fresh_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What this process learned of accounts that refuse tasks created ahead, forgotten."""
+    from reelgen import governor
+
+    monkeypatch.setattr(governor, "_REFUSES_AHEAD", set())
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", concurrency_policy="queue", max_concurrent=2)
+async def test_queue_ahead_creates_that_many_more_to_wait_at_a_provider_that_queues(
+    dashscope_emulator: DashScopeEmulator, wide_photo: Path, tmp_path: Path, fresh_refusals: None
+) -> None:
+    """Issue 13: with `queue_ahead = 2` the account holds 2 running and 2 waiting tasks, so a
+    freed slot starts its next task at once; nothing is refused, nothing created twice."""
+    provider = provider_for(dashscope_emulator)
+    config = make_config(tmp_path, concurrency=2, queue_ahead=2)
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(
+                reelgen.agenerate(request(wide_photo, seed=n), provider, config=config, use_cache=False)
+                for n in range(6)
+            )
+        ),
+        120,
+    )
+    assert len({result.task_id for result in results}) == 6
+    counters = dashscope_emulator.counters()
+    assert counters["throttled"] == 0 and counters["creates"] == counters["tasks_created"] == 6
+    assert _peak_at_the_provider(dashscope_emulator) == 4
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", concurrency_policy="reject", max_concurrent=2)
+async def test_an_account_that_refuses_a_task_created_ahead_is_not_asked_again(
+    dashscope_emulator: DashScopeEmulator,
+    wide_photo: Path,
+    tmp_path: Path,
+    fresh_refusals: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`queue_ahead` set for an account that refuses a 3rd task: the refused creates (429s,
+    so nothing was made) wait for a real slot, the process stops creating ahead for the
+    account and says which setting to remove; every generation is created exactly once."""
+    from reelgen.governor import account_for
+
+    provider = provider_for(dashscope_emulator)
+    config = make_config(tmp_path, concurrency=2, queue_ahead=2)
+    with caplog.at_level("WARNING", logger="reelgen.governor"):
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    reelgen.agenerate(request(wide_photo, seed=n), provider, config=config, use_cache=False)
+                    for n in range(6)
+                )
+            ),
+            120,
+        )
+    assert len({result.task_id for result in results}) == 6
+    counters = dashscope_emulator.counters()
+    assert counters["tasks_created"] == 6
+    assert 1 <= counters["throttled"] <= 2  # the creates already ahead when the first was refused
+    assert limits_for(provider, config).permits(account_for(provider)) == 2
+    assert "remove limits.bailian_wan.queue_ahead" in caplog.text
+    assert _peak_at_the_provider(dashscope_emulator) <= 2
+
+
+def test_queue_ahead_is_checked_like_the_other_limits(tmp_path: Path) -> None:
+    provider = create_provider({})
+    with pytest.raises(ConfigError, match=r"limits\.bailian_wan\.queue_ahead must be a whole number"):
+        limits_for(provider, make_config(tmp_path, queue_ahead=-1))
+    assert limits_for(provider, make_config(tmp_path, queue_ahead=3)).permits() == 8
+    assert limits_for(provider, make_config(tmp_path)).permits() == 5
+
+
+@pytest.mark.dashscope_emulator(render_mode="still", concurrency_policy="queue", max_concurrent=2)
+def test_a_batch_keeps_queue_ahead_rows_waiting_at_the_provider(
+    dashscope_emulator: DashScopeEmulator, wide_photo: Path, tmp_path: Path, fresh_refusals: None
+) -> None:
+    """The batch lets rows past its slot wait up to the governor's permits (concurrency plus
+    queue_ahead), so the provider always has the next task queued when one ends."""
+    from reelgen.manifest import ManifestRow
+
+    config = make_config(tmp_path, concurrency=2, queue_ahead=2).evolve(
+        provider="bailian_wan",
+        providers={"bailian_wan": {"base_url": dashscope_emulator.base_url, "time_scale": SCALE}},
+    )
+    rows = [ManifestRow(id=f"r{n}", request=request(wide_photo, seed=n), line=n + 1) for n in range(8)]
+    outcomes = dict(reelgen.batch(rows, config=config, results=tmp_path / "out.jsonl"))
+    assert all(isinstance(result, reelgen.VideoResult) for result in outcomes.values()), outcomes
+    counters = dashscope_emulator.counters()
+    assert counters["throttled"] == 0 and counters["creates"] == counters["tasks_created"] == 8
+    assert _peak_at_the_provider(dashscope_emulator) == 4

@@ -216,12 +216,13 @@ class LeaseGovernor:
     ) -> _LeasePermit | _NoPermit:
         from ..governor import Wait
 
-        if limits.concurrency is None:
+        limit = limits.permits(account)
+        if limit is None:
             return _NoPermit()
-        limit = limits.concurrency
         reported: Wait | None = None
         pause = _FIRST_POLL
         while True:
+            limit = limits.permits(account) or limit  # fewer once the account refused a task created ahead
             grant = await self._try_acquire(account, limit, None if entry is None else ENTRY_PREFIX + entry)
             if grant.token is not None:
                 return _LeasePermit(self, account, grant.token)

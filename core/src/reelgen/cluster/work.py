@@ -301,11 +301,12 @@ async def _slot_wait(provider: Provider, config: Config) -> float | None:
     """None when the account has a free slot; else how long to wait before trying again."""
     from ..governor import account_for, get_governor, limits_for
 
-    limits = limits_for(provider, config)
-    if limits.concurrency is None:
+    account = account_for(provider)
+    permits = limits_for(provider, config).permits(account)
+    if permits is None:
         return None
-    in_use = await get_governor(config).in_use(account_for(provider))
-    return None if in_use < limits.concurrency else _SLOT_RECHECK
+    in_use = await get_governor(config).in_use(account)
+    return None if in_use < permits else _SLOT_RECHECK
 
 
 def _first_delay(task: Task, config: Config, ref: str) -> float:
