@@ -95,6 +95,17 @@ def _peak_at_the_provider(emulator: DashScopeEmulator) -> int:
     return peak
 
 
+async def _six_at_once(provider: object, config: Config, photo: Path) -> int:
+    """Six different generations at once; how many different tasks they were delivered from."""
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(reelgen.agenerate(request(photo, seed=n), provider, config=config, use_cache=False) for n in range(6))
+        ),
+        120,
+    )
+    return len({result.task_id for result in results})
+
+
 @pytest.fixture
 def fresh_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
     """What this process learned of accounts that refuse tasks created ahead, forgotten."""
@@ -111,16 +122,7 @@ async def test_queue_ahead_creates_that_many_more_to_wait_at_a_provider_that_que
     freed slot starts its next task at once; nothing is refused, nothing created twice."""
     provider = provider_for(dashscope_emulator)
     config = make_config(tmp_path, concurrency=2, queue_ahead=2)
-    results = await asyncio.wait_for(
-        asyncio.gather(
-            *(
-                reelgen.agenerate(request(wide_photo, seed=n), provider, config=config, use_cache=False)
-                for n in range(6)
-            )
-        ),
-        120,
-    )
-    assert len({result.task_id for result in results}) == 6
+    assert await _six_at_once(provider, config, wide_photo) == 6
     counters = dashscope_emulator.counters()
     assert counters["throttled"] == 0 and counters["creates"] == counters["tasks_created"] == 6
     assert _peak_at_the_provider(dashscope_emulator) == 4
@@ -142,16 +144,7 @@ async def test_an_account_that_refuses_a_task_created_ahead_is_not_asked_again(
     provider = provider_for(dashscope_emulator)
     config = make_config(tmp_path, concurrency=2, queue_ahead=2)
     with caplog.at_level("WARNING", logger="reelgen.governor"):
-        results = await asyncio.wait_for(
-            asyncio.gather(
-                *(
-                    reelgen.agenerate(request(wide_photo, seed=n), provider, config=config, use_cache=False)
-                    for n in range(6)
-                )
-            ),
-            120,
-        )
-    assert len({result.task_id for result in results}) == 6
+        assert await _six_at_once(provider, config, wide_photo) == 6
     counters = dashscope_emulator.counters()
     assert counters["tasks_created"] == 6
     assert 1 <= counters["throttled"] <= 2  # the creates already ahead when the first was refused

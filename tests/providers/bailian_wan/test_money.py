@@ -34,6 +34,28 @@ def created(emulator) -> int:
     return emulator.counters()["tasks_created"]
 
 
+def _dead_orphan(provider, key: str, *, sent_at: float | None):
+    """A `submitting` entry of `key` whose owner is a process that no longer exists."""
+    import time
+
+    from reelgen.journal import JournalEntry, Owner, new_entry_id
+
+    now = time.time()
+    return JournalEntry(
+        id=new_entry_id(),
+        provider="bailian_wan",
+        model=provider.capabilities.model,
+        key=key,
+        state="submitting",
+        owner=Owner(host=Owner.current().host, pid=2**22 + 4321, started=1.0),
+        submitted_at=now,
+        updated_at=now,
+        heartbeat=now,
+        sent_at=sent_at,
+        request={"prompt": "waves against a lighthouse", "duration": 2.0, "fps": 30.0, "size": "1280*720"},
+    )
+
+
 @pytest.mark.dashscope_emulator(render_mode="still")
 async def test_resume_caches_under_the_journals_key_even_with_an_image(dashscope_emulator, wide_photo, tmp_path):
     """Item 1: the resumed result is cached under the journal's key (the image is only a hash there)."""
@@ -290,26 +312,10 @@ async def test_an_owner_killed_mid_create_is_reconciled_by_the_next_request(dash
     happened. The next identical request adopts the entry and finds the task in the list."""
     import time
 
-    from reelgen.journal import JournalEntry, Owner, new_entry_id
-
     config = make_config(tmp_path)
     provider = provider_for(dashscope_emulator)
     key = reelgen.request_key(request(wide_photo), provider, config=config)
-    dead = Owner(host=Owner.current().host, pid=2**22 + 4321, started=1.0)
-    now = time.time()
-    orphan = JournalEntry(
-        id=new_entry_id(),
-        provider="bailian_wan",
-        model=provider.capabilities.model,
-        key=key,
-        state="submitting",
-        owner=dead,
-        submitted_at=now,
-        updated_at=now,
-        heartbeat=now,
-        sent_at=now,
-        request={"prompt": "waves against a lighthouse", "duration": 2.0, "fps": 30.0, "size": "1280*720"},
-    )
+    orphan = _dead_orphan(provider, key, sent_at=time.time())
     get_journal(config).open(orphan)
     made = await provider.submit(request(wide_photo))  # what the dead process had sent
     events = []
@@ -439,26 +445,10 @@ async def test_an_orphan_whose_create_never_made_a_task_is_submitted_by_the_adop
     failing with "generate again"."""
     import time
 
-    from reelgen.journal import JournalEntry, Owner, new_entry_id
-
     config = make_config(tmp_path)
     provider = provider_for(dashscope_emulator, request_timeout=2.0)  # the settle time
     key = reelgen.request_key(request(wide_photo), provider, config=config)
-    dead = Owner(host=Owner.current().host, pid=2**22 + 4321, started=1.0)
-    now = time.time()
-    orphan = JournalEntry(
-        id=new_entry_id(),
-        provider="bailian_wan",
-        model=provider.capabilities.model,
-        key=key,
-        state="submitting",
-        owner=dead,
-        submitted_at=now,
-        updated_at=now,
-        heartbeat=now,
-        sent_at=now if sent else None,
-        request={"prompt": "waves against a lighthouse", "duration": 2.0, "fps": 30.0, "size": "1280*720"},
-    )
+    orphan = _dead_orphan(provider, key, sent_at=time.time() if sent else None)
     get_journal(config).open(orphan)
     events = []
     result = await reelgen.agenerate(request(wide_photo), provider, config=config, on_event=events.append)
@@ -481,26 +471,11 @@ async def test_the_adopter_of_a_dead_create_holds_its_permit_not_a_second_one(
     import time
 
     from reelgen.governor import account_for, get_governor, limits_for
-    from reelgen.journal import JournalEntry, Owner, new_entry_id
 
     config = make_config(tmp_path, limits={"bailian_wan": {"concurrency": 1}}, deadline=20)
     provider = provider_for(dashscope_emulator, request_timeout=2.0)  # the settle time
     key = reelgen.request_key(request(wide_photo), provider, config=config)
-    dead = Owner(host=Owner.current().host, pid=2**22 + 4321, started=1.0)
-    now = time.time()
-    orphan = JournalEntry(
-        id=new_entry_id(),
-        provider="bailian_wan",
-        model=provider.capabilities.model,
-        key=key,
-        state="submitting",
-        owner=dead,
-        submitted_at=now,
-        updated_at=now,
-        heartbeat=now,
-        sent_at=now,
-        request={"prompt": "waves against a lighthouse", "duration": 2.0, "fps": 30.0, "size": "1280*720"},
-    )
+    orphan = _dead_orphan(provider, key, sent_at=time.time())
     governor, account = get_governor(config), account_for(provider)
     # The dead process's permit: the account (1 slot) is full.
     await governor.acquire(account, limits_for(provider, config), deadline_at=time.monotonic() + 5, entry=orphan.id)
