@@ -159,6 +159,27 @@ def test_an_account_is_configured_in_toml_and_its_secrets_refused(tmp_path) -> N
         load_config(path, environ={}).for_account("studio-b")
 
 
+def test_a_row_whose_account_is_another_providers_is_refused_before_anything_is_paid(tmp_path, shot) -> None:
+    """The same check for a planned row and for a queued task a worker receives."""
+    config = Config(
+        provider="bailian_wan",
+        storage=StorageConfig(url=str(tmp_path / "videos")),
+        accounts={"studio-b": {"provider": "bailian_wan"}},
+    )
+    with pytest.raises(ConfigError, match=r"account 'studio-b' is for provider 'bailian_wan', not 'preview'"):
+        config.for_account("studio-b", provider="preview")
+    row = ManifestRow(
+        id="r",
+        request=reelgen.VideoRequest(prompt="waves", reference_image=shot),
+        provider="preview",
+        account="studio-b",
+    )
+    plan = plan_batch([row], config=config)
+    assert [(problem.field, problem.message) for problem in plan.problems] == [
+        ("account", "account 'studio-b' is for provider 'bailian_wan', not 'preview'")
+    ]
+
+
 def test_jobs_resume_polls_a_job_of_another_account_with_that_accounts_key(accounts, tmp_path, shot) -> None:
     first, second = accounts
     config = _config(tmp_path, first, second)

@@ -372,7 +372,7 @@ class Runner:
         governor = get_governor(self.config)
         account = account_for(planned.provider)
         limits = limits_for(planned.provider, self.config)
-        key = self._account(planned.provider)
+        key = account.key
         row_id = planned.row.id
         while not self._stopping:
             # The governor's permits: `concurrency`, plus `queue_ahead` rows created to wait at

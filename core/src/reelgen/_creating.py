@@ -65,14 +65,13 @@ async def start(job: JobCore) -> None:
             )
             # Permits beyond `concurrency` are handed out (`queue_ahead`): this create may be one
             # to wait at the provider, and a 429 says the account refuses those.
-            job._ahead = limits.permits(account) != limits.concurrency
+            ahead = limits.permits(account) != limits.concurrency
             try:
-                await _create(job, governor, account, limits)
+                await _create(job, governor, account, limits, ahead=ahead)
                 break
             except _RefusedAhead:  # the account does not queue: wait for a real slot instead
                 await job._permit.release()
                 job._permit = None
-                job._ahead = False
     except BaseException as exc:
         beating.cancel()
         job._unregister()
@@ -89,7 +88,9 @@ async def start(job: JobCore) -> None:
     job.emit("submitted", task_id=job.provider_job.task_id, seed=job.provider_job.seed)
 
 
-async def _create(job: JobCore, governor: Any, account: Any, limits: Any) -> None:
+async def _create(job: JobCore, governor: Any, account: Any, limits: Any, *, ahead: bool) -> None:
+    """The create, retried while the provider proves it made nothing. `ahead`: the permit may
+    be one of `queue_ahead`, so a 429 means the account refuses tasks created ahead."""
     assert job.request is not None
     for attempt in range(1, _SUBMIT_ATTEMPTS + 1):
         if job._remaining() <= 0:
@@ -109,7 +110,7 @@ async def _create(job: JobCore, governor: Any, account: Any, limits: Any) -> Non
             )
             raise
         except (SubmissionUnknown, TransientError) as exc:
-            if job._ahead and isinstance(exc, RateLimited):
+            if ahead and isinstance(exc, RateLimited):
                 refused_ahead(account, exc)
                 raise _RefusedAhead from exc
             if _proved_not_created(exc):

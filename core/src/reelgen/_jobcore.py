@@ -130,8 +130,6 @@ class JobCore:
         self._driver: asyncio.Future[VideoResult] | None = None
         self._waiters = 0
         self._permit: Any = None
-        #: The permit may be one of `Limits.queue_ahead` (created to wait at the provider).
-        self._ahead = False
         self._last_heartbeat = 0.0
         self._journaled_state: str | None = entry.state if entry is not None else None
         self._error: BaseException | None = None

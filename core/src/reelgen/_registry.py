@@ -106,9 +106,7 @@ def provider_for_row(
     """The provider a batch row names: its `account` (`[accounts.NAME]`), else its `provider`, else `default`."""
     if account is None:
         return get_provider(provider if provider is not None else default, config=config)
-    owner, account_config = config.for_account(account)
-    if provider is not None and provider != owner:
-        raise ConfigError(f"account {account!r} is for provider {owner!r}, not {provider!r}")
+    owner, account_config = config.for_account(account, provider=provider)
     return get_provider(owner, config=account_config)
 
 

@@ -180,12 +180,16 @@ class Config:
             raise ConfigError(f'accounts.{name}.provider: name the provider this account is for, e.g. "bailian_wan"')
         return provider.strip(), {key: value for key, value in section.items() if key != "provider"}
 
-    def for_account(self, name: str) -> tuple[str, Config]:
-        """The provider of `[accounts.NAME]` and this configuration with the account's settings applied."""
-        provider, settings = self.account(name)
+    def for_account(self, name: str, *, provider: str | None = None) -> tuple[str, Config]:
+        """The provider of `[accounts.NAME]` and this configuration with the account's settings
+        applied. With `provider` (what a row or queued task names too), a ConfigError unless
+        the account is that provider's."""
+        owner, settings = self.account(name)
+        if provider is not None and provider != owner:
+            raise ConfigError(f"account {name!r} is for provider {owner!r}, not {provider!r}")
         providers = dict(self.providers)
-        providers[provider] = {**providers.get(provider, {}), **settings}
-        return provider, self.evolve(providers=providers)
+        providers[owner] = {**providers.get(owner, {}), **settings}
+        return owner, self.evolve(providers=providers)
 
     def evolve(self, **changes: Any) -> Config:
         return attrs.evolve(self, **changes)

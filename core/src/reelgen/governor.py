@@ -31,6 +31,7 @@ back when its lease expires, or earlier when anyone sees its bound job end
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -56,6 +57,8 @@ __all__ = [
     "get_governor",
     "limits_for",
 ]
+
+log = logging.getLogger("reelgen.governor")
 
 #: Seconds a permit lives without renewal (8 of bailian's longest poll intervals). A job
 #: whose provider polls less often than this should renew it (`Governor.renew_job`).
@@ -113,11 +116,9 @@ _REFUSES_AHEAD: set[str] = set()
 
 def refused_ahead(account: Account, why: object) -> None:
     """A task created ahead for `account` was refused: stop creating ahead for it, loudly."""
-    import logging
-
     if account.key not in _REFUSES_AHEAD:
         _REFUSES_AHEAD.add(account.key)
-        logging.getLogger("reelgen.governor").warning(
+        log.warning(
             "%s refused a task created ahead of a free slot (%s): it does not queue tasks beyond "
             "limits.%s.concurrency, so this process no longer creates ahead for this account; "
             "remove limits.%s.queue_ahead from the configuration",

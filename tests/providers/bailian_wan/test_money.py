@@ -509,33 +509,15 @@ async def test_a_throttled_poll_backs_off_and_says_why(dashscope_emulator, wide_
 async def test_resuming_a_never_sent_entry_without_its_image_sends_nothing(dashscope_emulator, wide_photo, tmp_path):
     """The journal keeps only the reference image's hash: a resume cannot send the request
     the caller made, so it sends nothing and says to generate again (nothing was billed)."""
-    import time
+    import attrs
 
     from reelgen.errors import ProviderFailed
-    from reelgen.journal import JournalEntry, Owner, new_entry_id
 
     config = make_config(tmp_path)
     provider = provider_for(dashscope_emulator)
     key = reelgen.request_key(request(wide_photo), provider, config=config)
-    now = time.time()
-    orphan = JournalEntry(
-        id=new_entry_id(),
-        provider="bailian_wan",
-        model=provider.capabilities.model,
-        key=key,
-        state="submitting",
-        owner=Owner(host=Owner.current().host, pid=2**22 + 4321, started=1.0),
-        submitted_at=now,
-        updated_at=now,
-        heartbeat=now,
-        request={
-            "prompt": "waves against a lighthouse",
-            "duration": 2.0,
-            "fps": 30.0,
-            "size": "1280*720",
-            "reference_image": "sha256:" + "0" * 64,
-        },
-    )
+    orphan = _dead_orphan(provider, key, sent_at=None)
+    orphan = attrs.evolve(orphan, request={**orphan.request, "reference_image": "sha256:" + "0" * 64})
     get_journal(config).open(orphan)
     with pytest.raises(ProviderFailed, match=r"never sent.*generate again"):
         await reelgen.resume(orphan.id, config=config, provider=provider).wait()

@@ -140,11 +140,8 @@ def _is_remote(reference: str) -> bool:
 
 def _config(task: Task, config: Config) -> Config:
     if task.account is not None:
-        owner, config = config.for_account(task.account)  # unknown here: a ConfigError naming the fix
-        if owner != task.provider:
-            from ..errors import ConfigError
-
-            raise ConfigError(f"this worker's account {task.account!r} is for {owner!r}, not {task.provider!r}")
+        # Unknown to this worker, or another provider's: a ConfigError naming the fix.
+        _, config = config.for_account(task.account, provider=task.provider)
     if not task.provider_config:
         return config
     providers = dict(config.providers)
